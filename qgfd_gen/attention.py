@@ -1,0 +1,119 @@
+"""QGFD as building blocks: its configuration, a per-layer alpha, and a multi-head attention module."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from .operator import QGFDStats, check_alpha, check_eps, check_steps, qgfd_attention
+from .transitions import DenseTransition, GridTransition, KNNTransition, Transition
+
+TRANSITIONS = ("grid", "knn", "dense", "adjacency")
+ALPHA_MODES = ("fixed", "learnable", "damped")
+
+
+@dataclass
+class QGFDConfig:
+    """Everything QGFD needs besides the tensors. alpha_mode: fixed (alpha everywhere), learnable
+    (alpha through a sigmoid, starting at alpha), damped (alpha * gamma**layer_index)."""
+
+    alpha: float = 0.5
+    steps: int = 4
+    eps: Optional[float] = None
+    transition: str = "grid"
+    neighbours: int = 8
+    knn_k: int = 8
+    knn_grad: bool = False
+    alpha_mode: str = "fixed"
+    gamma: float = 0.8
+
+    def __post_init__(self) -> None:
+        check_alpha(self.alpha)
+        check_steps(self.steps)
+        check_eps(self.eps)
+        if self.transition not in TRANSITIONS:
+            raise ValueError(f"transition={self.transition!r}; choose one of {', '.join(TRANSITIONS)}")
+        if self.alpha_mode not in ALPHA_MODES:
+            raise ValueError(f"alpha_mode={self.alpha_mode!r}; choose one of {', '.join(ALPHA_MODES)}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma={self.gamma!r}; the damping factor must be in (0, 1]")
+        if self.neighbours not in (4, 8):
+            raise ValueError(f"neighbours={self.neighbours!r}; use 4 or 8")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LayerAlpha(nn.Module):
+    """The alpha of one layer: a fixed float, a damped float a0 * gamma**l, or a learnable sigmoid(logit)."""
+
+    def __init__(self, config: QGFDConfig, layer_index: int = 0):
+        super().__init__()
+        self.mode = config.alpha_mode
+        if self.mode == "learnable":
+            start = min(max(config.alpha, 1e-4), 1 - 1e-4)
+            self.logit = nn.Parameter(torch.tensor(math.log(start / (1 - start))))
+            self.value = None
+        elif self.mode == "damped":
+            self.value = config.alpha * config.gamma**layer_index
+        else:
+            self.value = config.alpha
+
+    def forward(self) -> float | Tensor:
+        return torch.sigmoid(self.logit) if self.mode == "learnable" else self.value
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}" + ("" if self.value is None else f", alpha={self.value:.4g}")
+
+
+def make_transition(config: QGFDConfig, grid_shape: Optional[tuple[int, int]] = None) -> Transition:
+    """Transitions that depend on the layer input only (adjacency comes from the data, see the models)."""
+    if config.transition == "grid":
+        if grid_shape is None:
+            raise ValueError("transition='grid' needs a feature-map shape (height, width); this input has none")
+        return GridTransition(*grid_shape, neighbours=config.neighbours)
+    if config.transition == "knn":
+        return KNNTransition(config.knn_k, grad=config.knn_grad)
+    if config.transition == "dense":
+        return DenseTransition()
+    raise ValueError("transition='adjacency' needs a graph: pass a Transition built from the data to forward()")
+
+
+class QGFDAttention(nn.Module):
+    """Multi-head self-attention with QGFD: projections, heads, and a per-layer alpha.
+
+    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None): `transition`
+    overrides the configured one (molecules pass their bond graph); grid_shape is (H, W) for the grid."""
+
+    def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None, layer_index: int = 0):
+        super().__init__()
+        if dim % heads and dim_head is None:
+            raise ValueError(f"dim={dim} is not divisible by heads={heads}; pass dim_head")
+        self.heads = heads
+        self.dim_head = dim_head or dim // heads
+        inner = self.heads * self.dim_head
+        self.config = config or QGFDConfig()
+        self.alpha = LayerAlpha(self.config, layer_index)
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+        self.last_stats: Optional[QGFDStats] = None
+
+    def forward(
+        self,
+        x: Tensor,
+        transition: Optional[Transition] = None,
+        key_padding_mask: Optional[Tensor] = None,
+        grid_shape: Optional[tuple[int, int]] = None,
+    ) -> Tensor:
+        q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        transition = transition or make_transition(self.config, grid_shape)
+        out, self.last_stats = qgfd_attention(
+            q, k, v, transition, alpha=self.alpha(), steps=self.config.steps, eps=self.config.eps,
+            key_padding_mask=key_padding_mask, return_stats=True,
+        )
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))

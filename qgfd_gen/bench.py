@@ -1,0 +1,158 @@
+"""qgfd-bench: speed and memory of QGFD against plain attention, measured side by side in one run.
+
+    qgfd-bench                         # operator suite, writes bench-operator.json
+    qgfd-bench --suite operator --sizes 256,1024 --out my.json
+    qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
+
+Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .io import write_json
+from .memory import MemoryTracker
+from .operator import qgfd_attention, qgfd_reference
+from .transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
+
+REFERENCE_MAX_N = 1024
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], repeats: int) -> dict:
+    """Forward and forward+backward time, and memory (peak live bytes, largest tensor) of fwd+bwd."""
+
+    def forward():
+        with torch.no_grad():
+            fn(*inputs)
+
+    def forward_backward():
+        for t in inputs:
+            t.grad = None
+        fn(*inputs).sum().backward()
+
+    with MemoryTracker() as tracker:
+        forward_backward()
+    return {
+        "forward_ms": median_ms(forward, repeats),
+        "forward_backward_ms": median_ms(forward_backward, repeats),
+        "peak_mb": tracker.peak_bytes / 2**20,
+        "largest_tensor_mb": tracker.largest_bytes / 2**20,
+    }
+
+
+def make_transition(mode: str, n: int, generator: torch.Generator) -> Transition:
+    if mode == "grid":
+        side = int(round(n**0.5))
+        return GridTransition(side, n // side)
+    if mode == "knn":
+        return KNNTransition(8)
+    if mode == "dense":
+        return DenseTransition()
+    if mode == "adjacency":  # a random sparse graph, 8 out-edges per node
+        col = torch.randint(0, n, (n * 8,), generator=generator)
+        row = torch.arange(n).repeat_interleave(8)
+        return AdjacencyTransition(edge_index=torch.stack([row, col]))
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, batch: int, steps: int,
+                   alpha: float, repeats: int, progress: Callable[[str], None]) -> list[dict]:
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for n in sizes:
+        q, k, v = (torch.randn(batch, heads, n, dim, generator=generator, requires_grad=True) for _ in range(3))
+        reps = repeats if n <= 1024 else max(1, repeats // 2)
+        sdpa = measure(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], reps)
+        for mode in modes:
+            if mode == "dense" and n > 1024:
+                continue  # N x N by definition; nothing to learn at 4096 but a long wait
+            progress(f"N={n} mode={mode}")
+            transition = make_transition(mode, n, generator)
+            qgfd = measure(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=alpha, steps=steps), [q, k, v], reps)
+            row = {"mode": mode, "N": n, "d": dim, "heads": heads, "batch": batch, "steps": steps, "alpha": alpha,
+                   "nxn_mb": n * n * 4 / 2**20}
+            row.update({f"qgfd_{key}": value for key, value in qgfd.items()})
+            row.update({f"sdpa_{key}": value for key, value in sdpa.items()})
+            row["ratio_forward_vs_sdpa"] = qgfd["forward_ms"] / sdpa["forward_ms"]
+            row["ratio_forward_backward_vs_sdpa"] = qgfd["forward_backward_ms"] / sdpa["forward_backward_ms"]
+            if n <= REFERENCE_MAX_N:
+                ref = measure(lambda q, k, v: qgfd_reference(q, k, v, transition, alpha=alpha, steps=steps), [q, k, v],
+                              max(1, reps // 2))
+                row.update({f"reference_{key}": value for key, value in ref.items()})
+                row["speedup_forward_vs_reference"] = ref["forward_ms"] / qgfd["forward_ms"]
+                row["speedup_forward_backward_vs_reference"] = ref["forward_backward_ms"] / qgfd["forward_backward_ms"]
+            rows.append(row)
+    return rows
+
+
+def print_operator_table(rows: list[dict]) -> None:
+    head = f"{'mode':10}{'N':>6}{'fwd ms':>9}{'sdpa':>8}{'x':>6}{'f+b ms':>9}{'sdpa':>8}{'x':>6}{'ref x':>8}{'peak MB':>9}{'sdpa':>7}{'big/NxN':>9}"
+    print(head)
+    for r in rows:
+        ref = r.get("speedup_forward_vs_reference")
+        print(f"{r['mode']:10}{r['N']:>6}{r['qgfd_forward_ms']:>9.2f}{r['sdpa_forward_ms']:>8.2f}{r['ratio_forward_vs_sdpa']:>6.2f}"
+              f"{r['qgfd_forward_backward_ms']:>9.2f}{r['sdpa_forward_backward_ms']:>8.2f}{r['ratio_forward_backward_vs_sdpa']:>6.2f}"
+              f"{(f'{ref:.1f}' if ref else '-'):>8}{r['qgfd_peak_mb']:>9.1f}{r['sdpa_peak_mb']:>7.1f}"
+              f"{r['qgfd_largest_tensor_mb'] / r['nxn_mb']:>9.3f}")
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=["operator", "unet"], default="operator")
+    parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
+    parser.add_argument("--sizes", type=parse_ints, default=[256, 1024, 4096])
+    parser.add_argument("--modes", default="grid,knn,adjacency,dense")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    meta = {"suite": args.suite, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": "cpu", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    say = lambda text: print(f"[qgfd-bench] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.suite == "operator":
+        modes = [m for m in args.modes.split(",") if m]
+        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch, args.steps, args.alpha, args.repeats, say)
+        print_operator_table(rows)
+    else:
+        from .bench_unet import print_unet_table, unet_suite
+
+        rows = unet_suite(batch=args.batch, repeats=args.repeats, progress=say)
+        print_unet_table(rows)
+    out = write_json(args.out or f"bench-{args.suite}.json", {"meta": meta, "rows": rows})
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The QGFD operator.
+
+Seed definition, per query row:  p0 = softmax(q k^T / sqrt d),  p_{t+1} = (1 - a) p0 + a p_t P,  out = p_T v.
+
+Because p_T = p0 M_T with M_T a polynomial in P, the same output comes from diffusing the *values*:
+    H_0 = v,  H_{t+1} = (1 - a) v + a P H_t,  out = softmax(q k^T / sqrt d) H_T
+which costs T products P @ H (never Lq x N x N) and ends in one fused scaled_dot_product_attention.
+`qgfd_attention` is that fast form; `qgfd_reference` is the seed formula, kept for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .transitions import Transition, TransitionOperator, as_transition
+
+Alpha = Union[float, Tensor]
+
+
+@dataclass
+class QGFDStats:
+    """What the diffusion loop did, per batch element: iterations used and the last residual max|H_{t+1} - H_t|."""
+
+    steps_used: Tensor  # [B] long
+    residual: Tensor  # [B], NaN where no iteration ran
+
+
+def check_alpha(alpha: Alpha) -> None:
+    if isinstance(alpha, Tensor):
+        if alpha.requires_grad or alpha.numel() == 0:
+            return  # learnable alphas are kept in range by their parametrisation
+        lo, hi = float(alpha.min()), float(alpha.max())
+        if lo < 0 or hi >= 1:
+            raise ValueError(f"alpha={alpha.tolist() if alpha.numel() < 8 else (lo, hi)} is outside [0, 1); need 0 <= alpha < 1")
+        return
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= float(alpha) < 1:
+        raise ValueError(f"alpha={alpha!r} is outside [0, 1); need 0 <= alpha < 1")
+
+
+def check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps={steps!r}; need a non-negative integer")
+
+
+def check_eps(eps) -> None:
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0):
+        raise ValueError(f"eps={eps!r}; need a positive number (or None for no early stopping)")
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor]) -> None:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(
+            f"q, k, v must be [B, H, L, d]; got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if k.shape[:3] != v.shape[:3]:
+        raise ValueError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must agree on [B, H, N]")
+    if q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree on B, H and d")
+    if key_padding_mask is not None:
+        if key_padding_mask.shape != (k.shape[0], k.shape[2]) or key_padding_mask.dtype != torch.bool:
+            raise ValueError(
+                f"key_padding_mask must be a bool tensor [B={k.shape[0]}, N={k.shape[2]}] (True = padded), "
+                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+            )
+
+
+def _alpha_for(alpha: Alpha, like: Tensor) -> Alpha:
+    """A tensor alpha of shape [] or [heads] broadcast against [B, heads, ...] in `like`'s layout."""
+    if not isinstance(alpha, Tensor) or alpha.dim() == 0:
+        return alpha
+    return alpha.reshape(1, -1, *([1] * (like.dim() - 2)))
+
+
+def _is_zero(alpha: Alpha) -> bool:
+    return (not isinstance(alpha, Tensor)) and float(alpha) == 0.0
+
+
+def diffuse_values(
+    v: Tensor,
+    operator: TransitionOperator,
+    *,
+    alpha: Alpha,
+    steps: int,
+    eps: Optional[float] = None,
+) -> tuple[Tensor, QGFDStats]:
+    """H_T from H_0 = v, H_{t+1} = (1 - a) v + a P H_t. With eps, a sample freezes once its residual
+    max |H_{t+1} - H_t| drops below eps (the step that got there is kept)."""
+    b = v.shape[0]
+    steps_used = torch.zeros(b, dtype=torch.long, device=v.device)
+    residual = torch.full((b,), float("nan"), dtype=v.dtype, device=v.device)
+    if steps == 0 or _is_zero(alpha):
+        return v, QGFDStats(steps_used, residual)
+    v_native = operator.to_native(v)
+    a = alpha if isinstance(alpha, Tensor) and alpha.dim() == 0 else _alpha_for(alpha, v)
+    if isinstance(a, Tensor) and a.dim() > 0:
+        a = operator.to_native(a.expand(b, -1, v.shape[2], v.shape[3]))
+    source = (1 - a) * v_native
+    h = v_native
+    active = torch.ones(b, dtype=torch.bool, device=v.device)
+    for step in range(steps):
+        h_next = source + a * operator.matmul_native(h)
+        if eps is None:  # fixed number of steps: only the last residual is worth a pass over H
+            if step == steps - 1:
+                residual = (h_next - h).detach().abs().flatten(1).amax(1)
+            h = h_next
+            steps_used += 1
+            continue
+        step_residual = (h_next - h).detach().abs().flatten(1).amax(1)
+        mask = active.view(b, *([1] * (h.dim() - 1)))
+        h = torch.where(mask, h_next, h)
+        steps_used += active.long()
+        residual = torch.where(active, step_residual, residual)
+        active = active & (step_residual >= eps)
+        if not bool(active.any()):
+            break
+    return operator.from_native(h), QGFDStats(steps_used, residual)
+
+
+def qgfd_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    transition: Union[Transition, Tensor],
+    *,
+    alpha: Alpha,
+    steps: int,
+    eps: Optional[float] = None,
+    key_padding_mask: Optional[Tensor] = None,
+    return_stats: bool = False,
+):
+    """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
+
+    transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
+    alpha in [0, 1) (float, or a tensor of shape [] or [H]); steps >= 0; eps > 0 stops each sample
+    early. key_padding_mask [B, N] bool, True = padded key. Returns out [B, H, Lq, d_v]
+    (and QGFDStats with return_stats=True)."""
+    check_alpha(alpha)
+    check_steps(steps)
+    check_eps(eps)
+    _check_qkv(q, k, v, key_padding_mask)
+    operator = as_transition(transition).bind(k, key_padding_mask)
+    h, stats = diffuse_values(v, operator, alpha=alpha, steps=steps, eps=eps)
+    attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, h, attn_mask=attn_mask)
+    return (out, stats) if return_stats else out
+
+
+def qgfd_reference(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    transition: Union[Transition, Tensor],
+    *,
+    alpha: Alpha,
+    steps: int,
+    key_padding_mask: Optional[Tensor] = None,
+) -> Tensor:
+    """The seed formula, literally: p_{t+1} = (1 - a) p0 + a p_t P on the [Lq, N] weights. O(T Lq N^2)."""
+    check_alpha(alpha)
+    check_steps(steps)
+    _check_qkv(q, k, v, key_padding_mask)
+    matrix = as_transition(transition).bind(k, key_padding_mask).to_dense().to(q.dtype)
+    scores = torch.matmul(q, k.transpose(-1, -2)) / k.shape[-1] ** 0.5
+    if key_padding_mask is not None:
+        scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    p0 = torch.softmax(scores, dim=-1)
+    a = _alpha_for(alpha, p0)
+    p = p0
+    for _ in range(steps):
+        p = (1 - a) * p0 + a * torch.matmul(p, matrix)
+    return torch.matmul(p, v)
+
+
+def qgfd_fixed_point(q: Tensor, k: Tensor, v: Tensor, transition, *, alpha: float) -> Tensor:
+    """The T -> infinity limit (personalised PageRank): (1 - a) p0 (I - a P)^-1 v."""
+    check_alpha(alpha)
+    matrix = as_transition(transition).bind(k).to_dense().to(q.dtype)
+    eye = torch.eye(k.shape[2], dtype=q.dtype, device=q.device)
+    h = (1 - alpha) * torch.linalg.solve(eye - alpha * matrix, v)  # solve broadcasts [B|1, H|1] over v
+    return F.scaled_dot_product_attention(q, k, h)

@@ -1,0 +1,22 @@
+"""LightningDataModules: where the data comes from."""
+
+from .images import (
+    CelebADataModule,
+    CIFAR10DataModule,
+    DataUnavailableError,
+    DigitsDataModule,
+    ImageDataModule,
+    ImageFolderDataModule,
+)
+
+__all__ = [
+    "CIFAR10DataModule",
+    "CelebADataModule",
+    "DataUnavailableError",
+    "DigitsDataModule",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+]
+from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule, collate_graphs  # noqa: E402
+
+__all__ += ["MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "ZINC250kDataModule", "collate_graphs"]

@@ -87,8 +87,9 @@ def make_transition(config: QGFDConfig, grid_shape: Optional[tuple[int, int]] = 
 class QGFDAttention(nn.Module):
     """Multi-head self-attention with QGFD: projections, heads, and a per-layer alpha.
 
-    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None): `transition`
-    overrides the configured one (molecules pass their bond graph); grid_shape is (H, W) for the grid."""
+    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None, attn_bias=None):
+    `transition` overrides the configured one (molecules pass their bond graph); grid_shape is (H, W)
+    for the grid; attn_bias [B, heads, N, N] is added to the attention scores."""
 
     def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None, layer_index: int = 0):
         super().__init__()
@@ -109,11 +110,12 @@ class QGFDAttention(nn.Module):
         transition: Optional[Transition] = None,
         key_padding_mask: Optional[Tensor] = None,
         grid_shape: Optional[tuple[int, int]] = None,
+        attn_bias: Optional[Tensor] = None,
     ) -> Tensor:
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         transition = transition or make_transition(self.config, grid_shape)
         out, self.last_stats = qgfd_attention(
             q, k, v, transition, alpha=self.alpha(), steps=self.config.steps, eps=self.config.eps,
-            key_padding_mask=key_padding_mask, return_stats=True,
+            key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True,
         )
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))

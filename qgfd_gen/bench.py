@@ -129,7 +129,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--modes", default="grid,knn,adjacency,dense")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=None, help="batch size (operator: 2, unet: 4)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=5)
@@ -142,12 +142,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     say = lambda text: print(f"[qgfd-bench] {text}", file=sys.stderr, flush=True)  # noqa: E731
     if args.suite == "operator":
         modes = [m for m in args.modes.split(",") if m]
-        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch, args.steps, args.alpha, args.repeats, say)
+        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch or 2, args.steps, args.alpha, args.repeats, say)
         print_operator_table(rows)
     else:
         from .bench_unet import print_unet_table, unet_suite
 
-        rows = unet_suite(batch=args.batch, repeats=args.repeats, progress=say)
+        rows = unet_suite(batch=args.batch or 4, repeats=min(args.repeats, 3), progress=say)
         print_unet_table(rows)
     out = write_json(args.out or f"bench-{args.suite}.json", {"meta": meta, "rows": rows})
     print(f"wrote {out}")

@@ -132,23 +132,33 @@ def qgfd_attention(
     steps: int,
     eps: Optional[float] = None,
     key_padding_mask: Optional[Tensor] = None,
+    attn_bias: Optional[Tensor] = None,
     return_stats: bool = False,
 ):
     """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
 
     transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
     alpha in [0, 1) (float, or a tensor of shape [] or [H]); steps >= 0; eps > 0 stops each sample
-    early. key_padding_mask [B, N] bool, True = padded key. Returns out [B, H, Lq, d_v]
-    (and QGFDStats with return_stats=True)."""
+    early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
+    broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
+    form is exact for any p0. Returns out [B, H, Lq, d_v] (and QGFDStats with return_stats=True)."""
     check_alpha(alpha)
     check_steps(steps)
     check_eps(eps)
     _check_qkv(q, k, v, key_padding_mask)
     operator = as_transition(transition).bind(k, key_padding_mask)
     h, stats = diffuse_values(v, operator, alpha=alpha, steps=steps, eps=eps)
-    attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-    out = F.scaled_dot_product_attention(q, k, h, attn_mask=attn_mask)
+    out = F.scaled_dot_product_attention(q, k, h, attn_mask=_attention_mask(key_padding_mask, attn_bias, q.dtype))
     return (out, stats) if return_stats else out
+
+
+def _attention_mask(key_padding_mask: Optional[Tensor], attn_bias: Optional[Tensor], dtype) -> Optional[Tensor]:
+    if attn_bias is None:
+        return None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+    bias = attn_bias.to(dtype)
+    if key_padding_mask is not None:
+        bias = bias.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    return bias
 
 
 def qgfd_reference(
@@ -160,6 +170,7 @@ def qgfd_reference(
     alpha: Alpha,
     steps: int,
     key_padding_mask: Optional[Tensor] = None,
+    attn_bias: Optional[Tensor] = None,
 ) -> Tensor:
     """The seed formula, literally: p_{t+1} = (1 - a) p0 + a p_t P on the [Lq, N] weights. O(T Lq N^2)."""
     check_alpha(alpha)
@@ -167,6 +178,8 @@ def qgfd_reference(
     _check_qkv(q, k, v, key_padding_mask)
     matrix = as_transition(transition).bind(k, key_padding_mask).to_dense().to(q.dtype)
     scores = torch.matmul(q, k.transpose(-1, -2)) / k.shape[-1] ** 0.5
+    if attn_bias is not None:
+        scores = scores + attn_bias
     if key_padding_mask is not None:
         scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
     p0 = torch.softmax(scores, dim=-1)

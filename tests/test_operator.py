@@ -247,3 +247,16 @@ def test_bad_shapes_and_transitions():
         qgfd_attention(q, k, v, "grid", alpha=0.5, steps=2)
     with pytest.raises(ValueError, match="key_padding_mask"):
         qgfd_attention(q, k, v, DenseTransition(), alpha=0.5, steps=2, key_padding_mask=torch.zeros(B, N))
+
+
+def test_attention_bias_with_padding_matches_reference():
+    q, k, v = qkv(n=N, lq=N)
+    bias = torch.randn(B, HEADS, N, N, dtype=torch.float64)
+    mask = torch.zeros(B, N, dtype=torch.bool)
+    mask[1, 9:] = True
+    transition = AdjacencyTransition(random_graph())
+    fast = qgfd_attention(q, k, v, transition, alpha=0.6, steps=4, key_padding_mask=mask, attn_bias=bias)
+    slow = qgfd_reference(q, k, v, transition, alpha=0.6, steps=4, key_padding_mask=mask, attn_bias=bias)
+    assert (fast - slow).abs().max() < 1e-10
+    plain = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    assert (qgfd_attention(q, k, v, transition, alpha=0.0, steps=4, attn_bias=bias) - plain).abs().max() < 1e-12

@@ -1,0 +1,242 @@
+"""Image data: CIFAR-10, CelebA 64x64, any image folder, and scikit-learn's digits (no download).
+
+Every module yields image tensors in [-1, 1] of shape [C, size, size]. Where data must come from the
+network and cannot, setup fails before training with one message naming the missing files, where
+they go, and how to fetch them.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Callable, Optional
+
+import lightning as L
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torchvision import transforms as T
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+DOWNLOAD_TIMEOUT_SECONDS = 20
+
+
+class DataUnavailableError(RuntimeError):
+    """Data that is neither on disk nor downloadable here."""
+
+
+def to_unit_range() -> Callable:
+    return T.Lambda(lambda x: x * 2 - 1)
+
+
+def image_transform(size: int, flip: bool, crop: Optional[int] = None, channels: int = 3) -> Callable:
+    """Centre crop (to `crop`, or the shorter side), resize to size x size, optional flip, to [-1, 1]."""
+    steps = [T.Lambda(lambda img: img.convert("RGB" if channels == 3 else "L"))]
+    steps.append(T.CenterCrop(crop) if crop else T.Lambda(_centre_square))
+    steps += [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)]
+    if flip:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.ToTensor(), to_unit_range()]
+    return T.Compose(steps)
+
+
+def _centre_square(img: Image.Image) -> Image.Image:
+    side = min(img.size)
+    return T.functional.center_crop(img, [side, side])
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Shared loader logic; subclasses provide `build_datasets()` -> (train, val)."""
+
+    def __init__(self, data_dir: str = "data", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
+                 flip: bool = True, val_size: int = 1000, seed: int = 0):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.flip, self.val_size, self.seed = flip, val_size, seed
+        self.train_set: Optional[Dataset] = None
+        self.val_set: Optional[Dataset] = None
+
+    @property
+    def channels(self) -> int:
+        return 3
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set = self.build_datasets()
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          drop_last=shuffle and len(dataset) >= self.batch_size,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def _split(self, dataset: Dataset, val_dataset: Optional[Dataset] = None) -> tuple[Dataset, Dataset]:
+        """Hold out `val_size` items with a seeded permutation (val_dataset: the same items, eval transform)."""
+        n = len(dataset)
+        val_size = min(self.val_size, max(1, n // 10))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        return Subset(dataset, order[val_size:]), Subset(val_dataset or dataset, order[:val_size])
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Every image below `data_dir` (class subfolders or flat), centre-cropped and resized."""
+
+    def __init__(self, data_dir: str = "images", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
+                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: Optional[int] = None, channels: int = 3):
+        super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
+        self.crop = crop
+        self._channels = channels
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        files = list_images(self.data_dir)
+        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop, self._channels))
+        val = ImageFiles(files, image_transform(self.image_size, False, self.crop, self._channels))
+        return self._split(train, val)
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataUnavailableError(f"image folder {str(folder)!r} does not exist; point data_dir at a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataUnavailableError(
+            f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found below {str(folder)!r}"
+        )
+    return files
+
+
+class ImageFiles(Dataset):
+    def __init__(self, files: list[Path], transform: Callable):
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with Image.open(self.files[index]) as img:
+            return self.transform(img)
+
+
+class CIFAR10DataModule(ImageDataModule):
+    """CIFAR-10 through torchvision: read from `data_dir/cifar-10-batches-py`, downloaded there when
+    missing (and `download` is true). Validation is the official test split."""
+
+    def __init__(self, data_dir: str = "data", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
+                 flip: bool = True, val_size: int = 10000, seed: int = 0, download: bool = True):
+        super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
+        self.download = download
+
+    ARCHIVE = "cifar-10-python.tar.gz"
+    URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+    def prepare_data(self) -> None:
+        from torchvision.datasets import CIFAR10
+
+        if (self.data_dir / "cifar-10-batches-py").is_dir():
+            return
+        _download_or_explain(
+            (lambda: CIFAR10(self.data_dir, train=True, download=True)) if self.download else None,
+            f"CIFAR-10 is not in {str(self.data_dir / 'cifar-10-batches-py')!r} and could not be downloaded.\n"
+            f"Put {self.ARCHIVE} (from {self.URL}) into {str(self.data_dir)!r} and run again, or extract it there "
+            f"so that {str(self.data_dir / 'cifar-10-batches-py')!r} exists.",
+        )
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        from torchvision.datasets import CIFAR10
+
+        self.prepare_data()
+        train = CIFAR10(self.data_dir, train=True, transform=_tensor_transform(self.image_size, self.flip))
+        val = CIFAR10(self.data_dir, train=False, transform=_tensor_transform(self.image_size, False))
+        return train, Subset(val, range(min(self.val_size, len(val))))
+
+
+def _tensor_transform(size: int, flip: bool) -> Callable:
+    steps = [T.Resize(size, antialias=True)] if size != 32 else []
+    if flip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose(steps + [T.ToTensor(), to_unit_range()])
+
+
+class CelebADataModule(ImageDataModule):
+    """CelebA at 64x64 with the usual 140 x 140 centre crop then resize. Reads torchvision's CelebA files
+    (`data_dir/celeba/img_align_celeba/...`) or, with `image_folder`, any folder of aligned faces."""
+
+    def __init__(self, data_dir: str = "data", image_size: int = 64, batch_size: int = 128, num_workers: int = 4,
+                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: int = 140, image_folder: Optional[str] = None):
+        super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
+        self.crop, self.image_folder = crop, image_folder
+
+    def _faces_folder(self) -> Path:
+        if self.image_folder:
+            return Path(self.image_folder)
+        folder = self.data_dir / "celeba" / "img_align_celeba"
+        if not folder.is_dir():
+            raise DataUnavailableError(
+                f"CelebA images are not in {str(folder)!r}. CelebA is downloaded by hand (Google Drive limits "
+                f"automatic downloads): get img_align_celeba.zip from the CelebA site "
+                f"(mmlab.ie.cuhk.edu.hk/projects/CelebA.html), extract it into {str(self.data_dir / 'celeba')!r}, "
+                f"or set image_folder to a folder of aligned faces."
+            )
+        return folder
+
+    def prepare_data(self) -> None:
+        list_images(self._faces_folder())
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        files = list_images(self._faces_folder())
+        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop))
+        val = ImageFiles(files, image_transform(self.image_size, False, self.crop))
+        return self._split(train, val)
+
+
+class DigitsDataModule(ImageDataModule):
+    """scikit-learn's 1,797 handwritten 8x8 digits, upscaled (bilinear) to `image_size`, one channel.
+    Ships with scikit-learn: no download, the offline default."""
+
+    def __init__(self, data_dir: str = "data", image_size: int = 16, batch_size: int = 64, num_workers: int = 0,
+                 flip: bool = False, val_size: int = 180, seed: int = 0):
+        super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0  # [N, 1, 8, 8] in [0, 1]
+        images = torch.nn.functional.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
+        images = images.clamp(0, 1) * 2 - 1
+        return self._split(TensorDataset(images, torch.tensor(digits.target)))
+
+
+def _download_or_explain(download: Optional[Callable[[], object]], message: str) -> None:
+    """Run a download with a short socket timeout; turn any network failure into one clear error."""
+    if download is None:
+        raise DataUnavailableError(f"{message}\n(download=false: not downloading)")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    try:
+        download()
+    except Exception as error:  # urllib, socket, HTTP errors all mean the same thing here
+        raise DataUnavailableError(f"{message}\n(download failed: {type(error).__name__}: {error})") from None
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -1,0 +1,45 @@
+"""Callbacks: what happens around training besides the optimisation itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.utils import make_grid, save_image
+
+from qgfd_gen.io import atomic_path
+
+
+class SampleGridCallback(L.Callback):
+    """Every `every_n_epochs` epochs, sample a grid with the EMA weights, write it as PNG into the run
+    folder (`<log_dir>/samples/epoch_XXXX.png`) and log it to TensorBoard when that is the logger."""
+
+    def __init__(self, every_n_epochs: int = 10, num: int = 64, sampler: str = "ddim", steps: int = 50,
+                 seed: int = 0, on_train_end: bool = True):
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs={every_n_epochs!r}; need >= 1")
+        self.every_n_epochs, self.num, self.sampler, self.steps, self.seed = every_n_epochs, num, sampler, steps, seed
+        self.at_end = on_train_end
+        self.last_written: Path | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.write_grid(trainer, pl_module, f"epoch_{trainer.current_epoch:04d}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if self.at_end and not trainer.sanity_checking:
+            self.write_grid(trainer, pl_module, "final")
+
+    def write_grid(self, trainer: L.Trainer, pl_module, name: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
+        grid = make_grid(result.images, nrow=int(self.num**0.5) or 1, padding=1)
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        path = folder / f"{name}.png"
+        with atomic_path(path) as tmp:
+            save_image(grid, tmp, format="png")
+        self.last_written = path
+        if isinstance(trainer.logger, TensorBoardLogger):
+            trainer.logger.experiment.add_image("samples", grid, trainer.global_step)

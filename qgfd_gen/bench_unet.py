@@ -1,0 +1,71 @@
+"""The `unet` suite of qgfd-bench: one training step (forward, backward, optimiser) of the CIFAR-10 DDPM
+U-Net with QGFD attention against the same U-Net with vanilla attention, same weights and batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from .bench import median_ms
+from .memory import MemoryTracker
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar.yaml"
+
+
+def cifar_model_args(config_path: Path = CONFIG) -> dict:
+    return dict(yaml.safe_load(config_path.read_text())["model"]["init_args"])
+
+
+def unet_suite(batch: int, repeats: int, progress: Callable[[str], None], config_path: Path = CONFIG) -> list[dict]:
+    from models import ImageDiffusion
+    from qgfd_gen.attention import QGFDConfig
+
+    args = cifar_model_args(config_path)
+    qgfd = QGFDConfig(**args.pop("qgfd"))
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, args["in_channels"], args["sample_size"], args["sample_size"], generator=generator) * 2 - 1
+    noise = torch.randn(images.shape, generator=generator)
+    timesteps = torch.randint(0, args["num_train_timesteps"], (batch,), generator=generator)
+    rows, state = [], None
+    for attention in ("vanilla", "qgfd"):
+        progress(f"unet attention={attention} batch={batch}")
+        torch.manual_seed(0)
+        model = ImageDiffusion(**{**args, "attention": attention, "qgfd": qgfd})
+        if state is None:
+            state = model.state_dict()
+        model.load_state_dict(state)
+        optimizer = torch.optim.AdamW(model.unet.parameters(), lr=1e-6)
+
+        def train_step():
+            optimizer.zero_grad(set_to_none=True)
+            model.diffusion_loss(images, timesteps, noise).backward()
+            optimizer.step()
+
+        def forward():
+            with torch.no_grad():
+                model(images, timesteps)
+
+        with MemoryTracker() as tracker:
+            train_step()
+        rows.append({
+            "suite": "unet", "attention": attention, "batch": batch, "image_size": args["sample_size"],
+            "params_m": sum(p.numel() for p in model.unet.parameters()) / 1e6,
+            "qgfd": qgfd.to_dict() if attention == "qgfd" else None,
+            "train_step_ms": median_ms(train_step, repeats), "forward_ms": median_ms(forward, repeats),
+            "peak_mb": tracker.peak_bytes / 2**20,
+        })
+    vanilla = rows[0]
+    for row in rows:
+        row["train_step_ratio_vs_vanilla"] = row["train_step_ms"] / vanilla["train_step_ms"]
+        row["peak_ratio_vs_vanilla"] = row["peak_mb"] / vanilla["peak_mb"]
+    return rows
+
+
+def print_unet_table(rows: list[dict]) -> None:
+    print(f"{'attention':10}{'batch':>6}{'step ms':>10}{'x':>6}{'fwd ms':>9}{'peak MB':>9}{'x':>6}")
+    for r in rows:
+        print(f"{r['attention']:10}{r['batch']:>6}{r['train_step_ms']:>10.1f}{r['train_step_ratio_vs_vanilla']:>6.2f}"
+              f"{r['forward_ms']:>9.1f}{r['peak_mb']:>9.1f}{r['peak_ratio_vs_vanilla']:>6.2f}")

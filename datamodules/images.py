@@ -51,6 +51,7 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str = "data", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
                  flip: bool = True, val_size: int = 1000, seed: int = 0):
         super().__init__()
+        self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.flip, self.val_size, self.seed = flip, val_size, seed

@@ -51,6 +51,7 @@ class MoleculeDataModule(L.LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}={value!r}; need a fraction in [0, 1)")
+        self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed

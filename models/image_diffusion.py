@@ -20,8 +20,9 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from qgfd_gen.attention import QGFDConfig
-from qgfd_gen.processor import mean_qgfd_iterations
+from qgfd_gen.attention import mean_qgfd_iterations
 
+from .checkpointing import record_datamodule
 from .unet import build_unet
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
@@ -33,7 +34,7 @@ class SampleResult:
     """Images in [0, 1] and what producing them cost."""
 
     images: Tensor  # [num, C, H, W]
-    network_evaluations: int  # U-Net calls per sample (the same for every batch)
+    network_evaluations: float  # mean U-Net calls per sample (early exit may end batches at different steps)
     qgfd_iterations: Optional[float]  # mean QGFD diffusion iterations per attention call, None without QGFD
     seconds: float
     exited_early_at: list[int] = field(default_factory=list)  # step index per batch where early exit fired
@@ -147,6 +148,9 @@ class ImageDiffusion(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        record_datamodule(self, checkpoint)
+
     # ------------------------------------------------------------------ sampling
     def make_sampler(self, sampler: str, steps: int, eta: float = 0.0):
         """A diffusers scheduler sharing the training noise schedule, set to `steps` inference steps."""
@@ -197,7 +201,7 @@ class ImageDiffusion(L.LightningModule):
             batch_generator = torch.Generator().manual_seed(seed * 100_003 + lo)
             images, used, its, exit_at = self._reverse(batch_noise, sampler, steps, eta, use_ema, exit_tol, batch_generator)
             outputs.append(images.cpu())
-            evaluations = max(evaluations, used)
+            evaluations += used * images.shape[0]
             iterations.extend(its)
             if exit_at is not None:
                 exits.append(exit_at)
@@ -206,7 +210,7 @@ class ImageDiffusion(L.LightningModule):
         self.train(was_training)
         images = torch.cat(outputs).clamp(-1, 1).add(1).div(2)
         qgfd_its = sum(iterations) / len(iterations) if iterations else None
-        return SampleResult(images, evaluations, qgfd_its, time.perf_counter() - start, exits)
+        return SampleResult(images, evaluations / num, qgfd_its, time.perf_counter() - start, exits)
 
     def _reverse(self, x: Tensor, sampler: str, steps: int, eta: float, use_ema: bool, exit_tol: Optional[float],
                  generator: torch.Generator) -> tuple[Tensor, int, list[float], Optional[int]]:

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from qgfd_gen.attention import QGFDAttention, QGFDConfig
+from qgfd_gen.attention import QGFDConfig, mean_qgfd_iterations
 from qgfd_gen.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, decode_graphs, mols_to_smiles
 
+from .checkpointing import record_datamodule
 from .discrete_diffusion import MarginalDiffusion
 from .graph_transformer import GraphTransformer
 
@@ -33,7 +34,7 @@ class MoleculeSamples:
     bonds: Tensor  # [num, n, n]
     mols: list  # RDKit molecules, None where invalid
     smiles: list  # canonical SMILES, None where invalid
-    network_evaluations: int
+    network_evaluations: float  # mean network calls per sample
     qgfd_iterations: Optional[float]
     seconds: float
 
@@ -149,6 +150,9 @@ class MoleculeDiffusion(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        record_datamodule(self, checkpoint)
+
     # ------------------------------------------------------------------ sampling
     def timestep_schedule(self, steps: Optional[int]) -> list[int]:
         """T = t_0 > t_1 > ... > 0, `steps` jumps (all T steps when None)."""
@@ -161,17 +165,22 @@ class MoleculeDiffusion(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 512,
-               correct: bool = False, progress: Optional[Callable[[int], None]] = None) -> MoleculeSamples:
-        """`num` molecules: sizes from the training distribution, then the reverse chain over `steps` jumps."""
+               correct: bool = False, exit_tol: Optional[float] = None,
+               progress: Optional[Callable[[int], None]] = None) -> MoleculeSamples:
+        """`num` molecules: sizes from the training distribution, then the reverse chain over `steps` jumps.
+        exit_tol: stop once the predicted clean graph (most likely atom and bond types) changes in less
+        than this fraction of its atoms and atom pairs between two steps, and return that prediction."""
         if num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
+        if exit_tol is not None and not 0 < exit_tol <= 1:
+            raise ValueError(f"exit_tol={exit_tol!r}; need a fraction in (0, 1] (or None)")
         schedule = self.timestep_schedule(steps)
         was_training = self.training
         self.eval()
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)
         net = self.ema.module if use_ema else self.denoiser
-        all_atoms, all_bonds, iterations = [], [], []
+        all_atoms, all_bonds, iterations, evaluations = [], [], [], 0
         n_max = self.vocab.max_atoms
         for lo in range(0, num, batch_size):
             count = min(batch_size, num - lo)
@@ -183,14 +192,27 @@ class MoleculeDiffusion(L.LightningModule):
             bond_probs = self.bond_diffusion.marginals.cpu().float().expand(count, n_max, n_max, -1)
             bonds = _symmetric_sample(bond_probs, generator).to(self.device)
             x, e = self._one_hot_graph(atoms, bonds, node_mask)
+            pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
+            previous, used = None, 0
             for t, s in zip(schedule[:-1], schedule[1:]):
                 t_vec = torch.full((count,), t, device=self.device, dtype=torch.long)
                 s_vec = torch.full((count,), s, device=self.device, dtype=torch.long)
                 atom_logits, bond_logits = net(x, e, t_vec.float() / self.hparams.diffusion_steps, node_mask)
-                its = [m.last_stats.steps_used.float().mean() for m in net.modules()
-                       if isinstance(m, QGFDAttention) and m.last_stats is not None]
-                if its:
-                    iterations.append(float(sum(its) / len(its)))
+                used += 1
+                its = mean_qgfd_iterations(net)
+                if its is not None:
+                    iterations.append(its)
+                if exit_tol is not None and s > 0:
+                    clean = (atom_logits.argmax(-1), bond_logits.argmax(-1))
+                    if previous is not None:
+                        changed = ((clean[0] != previous[0]) & node_mask).sum() + ((clean[1] != previous[1]) & pair_mask).sum() / 2
+                        entries = node_mask.sum() + pair_mask.sum() / 2
+                        if float(changed / entries) < exit_tol:
+                            upper = torch.triu(clean[1], diagonal=1)
+                            x, e = self._one_hot_graph(clean[0], upper + upper.transpose(1, 2), node_mask)
+                            atoms = clean[0]
+                            break
+                    previous = clean
                 x_full = F.one_hot(atoms, len(self.vocab)).double()  # padding rows too, so every row is a distribution
                 atom_probs = self.atom_diffusion.posterior_probs(x_full, atom_logits.softmax(-1), t_vec, s_vec)
                 bond_probs = self.bond_diffusion.posterior_probs(e, bond_logits.softmax(-1), t_vec, s_vec)
@@ -198,6 +220,7 @@ class MoleculeDiffusion(L.LightningModule):
                 atoms = atoms.view(count, n_max).to(self.device)
                 bonds = _symmetric_sample(bond_probs.float().cpu(), generator).to(self.device)
                 x, e = self._one_hot_graph(atoms, bonds, node_mask)
+            evaluations += used * count
             atoms = torch.where(node_mask, atoms, torch.full_like(atoms, -1))
             all_atoms.append(atoms.cpu())
             all_bonds.append(e.argmax(-1).cpu())
@@ -206,7 +229,7 @@ class MoleculeDiffusion(L.LightningModule):
         self.train(was_training)
         atoms, bonds = torch.cat(all_atoms), torch.cat(all_bonds)
         mols = decode_graphs(atoms, bonds, self.vocab, correct=correct)
-        return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), len(schedule) - 1,
+        return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), evaluations / num,
                                sum(iterations) / len(iterations) if iterations else None, time.perf_counter() - start)
 
 

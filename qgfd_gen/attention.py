@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass, replace
+from typing import Iterator, Optional
 
 import torch
 from einops import rearrange
@@ -119,3 +120,24 @@ class QGFDAttention(nn.Module):
             key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True,
         )
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+
+@contextlib.contextmanager
+def override_qgfd(model: nn.Module, **changes) -> Iterator[int]:
+    """Temporarily change QGFD settings (eps, steps) of every QGFD layer of a model; yields how many."""
+    layers = [m for m in model.modules() if isinstance(getattr(m, "config", None), QGFDConfig)]
+    saved = [m.config for m in layers]
+    try:
+        for m in layers:
+            m.config = replace(m.config, **changes)
+        yield len(layers)
+    finally:
+        for m, config in zip(layers, saved):
+            m.config = config
+
+
+def mean_qgfd_iterations(model: nn.Module) -> Optional[float]:
+    """Mean diffusion iterations per sample over the QGFD layers' last call (None without QGFD)."""
+    used = [m.last_stats.steps_used.float().mean() for m in model.modules()
+            if isinstance(getattr(m, "config", None), QGFDConfig) and getattr(m, "last_stats", None) is not None]
+    return float(sum(used) / len(used)) if used else None

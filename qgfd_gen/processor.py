@@ -13,7 +13,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import LayerAlpha, QGFDConfig, make_transition
+from .attention import LayerAlpha, QGFDConfig, make_transition, mean_qgfd_iterations  # noqa: F401 (re-export)
 from .operator import QGFDStats, qgfd_attention
 
 
@@ -97,10 +97,3 @@ def set_qgfd_processors(model: nn.Module, config: QGFDConfig) -> list[QGFDAttnPr
     if not processors:
         raise ValueError(f"{type(model).__name__} has no self-attention modules to give QGFD")
     return processors
-
-
-def mean_qgfd_iterations(model: nn.Module) -> Optional[float]:
-    """Mean diffusion iterations per sample over the QGFD processors' last call (None without QGFD)."""
-    used = [m.last_stats.steps_used.float().mean() for m in model.modules()
-            if isinstance(m, QGFDAttnProcessor) and m.last_stats is not None]
-    return float(sum(used) / len(used)) if used else None

@@ -1,0 +1,61 @@
+"""Pictures of samples: image grids and molecule grids, written whole or not at all."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from qgfd_gen.io import atomic_path
+
+
+def write_image_grid(images: Tensor, path: str | Path, nrow: Optional[int] = None) -> Path:
+    """images [N, C, H, W] in [0, 1] as one PNG grid."""
+    grid = make_grid(images, nrow=nrow or max(1, int(math.ceil(math.sqrt(len(images))))), padding=2, pad_value=1.0)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
+    return Path(path)
+
+
+def write_images(images: Tensor, folder: str | Path) -> None:
+    folder = Path(folder)
+    for index, image in enumerate(images):
+        with atomic_path(folder / f"{index:06d}.png") as tmp:
+            save_image(image, tmp, format="png")
+
+
+def write_npz(images: Tensor, path: str | Path) -> Path:
+    """uint8 [N, H, W, C], the layout of the usual FID reference batches."""
+    array = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, arr_0=array)
+    return Path(path)
+
+
+def write_molecule_grid(mols: Sequence, path: str | Path, per_row: int = 8, size: int = 200) -> Path:
+    """RDKit grid; invalid samples (None) appear as empty cells labelled 'invalid'."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    cells = [m if m is not None else Chem.Mol() for m in mols]
+    legends = [Chem.MolToSmiles(m) if m is not None else "invalid" for m in mols]
+    legends = [text if len(text) <= 32 else text[:29] + "..." for text in legends]
+    image = Draw.MolsToGridImage(cells, molsPerRow=per_row, subImgSize=(size, size), legends=legends)
+    with atomic_path(path) as tmp:
+        if hasattr(image, "save"):
+            image.save(tmp, format="PNG")
+        else:  # IPython Image in notebook contexts
+            Path(tmp).write_bytes(image.data)
+    return Path(path)
+
+
+def write_smiles(smiles: Sequence[Optional[str]], path: str | Path) -> Path:
+    """One line per sample, an empty line for an invalid one."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join((s or "") + "\n" for s in smiles))
+    return Path(path)

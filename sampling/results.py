@@ -1,0 +1,87 @@
+"""Sweep results: rows appended as they finish (CSV and JSON, each rewritten whole by rename), and a
+plot of quality against network evaluations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from qgfd_gen.io import atomic_path, write_json, write_text
+
+
+class SweepResults:
+    """results.json, results.csv and quality_vs_steps.png in `folder`. Rows already there (an
+    interrupted sweep) are kept; `has(key)` lets a resumed sweep skip settings it already measured."""
+
+    def __init__(self, folder: str | Path, meta: dict[str, Any], metrics: list[str]):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.meta, self.metrics = meta, metrics
+        self.rows: list[dict[str, Any]] = []
+        existing = self.folder / "results.json"
+        if existing.exists():
+            self.rows = json.loads(existing.read_text()).get("rows", [])
+
+    def has(self, setting: dict[str, Any]) -> bool:
+        return any(all(row.get(k) == v for k, v in setting.items()) for row in self.rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        write_json(self.folder / "results.json", {"meta": self.meta, "rows": self.rows})
+        columns: list[str] = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: _cell(r.get(k)) for k in columns})
+        write_text(self.folder / "results.csv", buffer.getvalue())
+
+    def plot(self, title: str) -> Optional[Path]:
+        """quality_vs_steps.png: one panel per metric, x = network evaluations, one line per setting kind."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        metrics = [m for m in self.metrics if any(_finite(r.get(m)) for r in self.rows)]
+        if not metrics:
+            return None
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            series: dict[str, list[tuple[float, float]]] = {}
+            for r in self.rows:
+                if _finite(r.get(metric)):
+                    series.setdefault(r["setting"], []).append((r["network_evaluations"], r[metric]))
+            for label, points in sorted(series.items()):
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel("network evaluations per sample")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        path = self.folder / "quality_vs_steps.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        return path
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value

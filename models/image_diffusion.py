@@ -57,6 +57,7 @@ class ImageDiffusion(L.LightningModule):
         dropout: float = 0.1,
         attention: str = "qgfd",
         qgfd: QGFDConfig = QGFDConfig(),
+        attention_block: str = "attention",
         prediction_type: str = "epsilon",
         num_train_timesteps: int = 1000,
         beta_schedule: str = "linear",
@@ -80,7 +81,7 @@ class ImageDiffusion(L.LightningModule):
         self.save_hyperparameters()
         self.unet = build_unet(
             sample_size, in_channels, list(block_out_channels), list(down_block_types), list(up_block_types),
-            layers_per_block, attention_head_dim, norm_num_groups, dropout, attention, qgfd,
+            layers_per_block, attention_head_dim, norm_num_groups, dropout, attention, qgfd, attention_block,
         )
         self.ema = AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.ema.requires_grad_(False)

@@ -49,6 +49,26 @@ def test_qgfd_with_alpha_zero_equals_vanilla_on_same_weights():
         assert (vanilla(x, t) - qgfd(x, t)).abs().max() < 1e-5
 
 
+def test_transformer_blocks_take_the_qgfd_processor():
+    from models.unet import SpatialTransformer
+    from qgfd_gen.processor import QGFDAttnProcessor
+
+    vanilla = tiny_model(attention="vanilla", attention_block="transformer").eval()
+    blocks = [m for m in vanilla.unet.modules() if isinstance(m, SpatialTransformer)]
+    assert len(blocks) == 4  # down, middle, 2 x up (up blocks have layers_per_block + 1)
+    qgfd0 = tiny_model(attention="qgfd", attention_block="transformer", qgfd=QGFDConfig(alpha=0.0, steps=3)).eval()
+    qgfd = tiny_model(attention="qgfd", attention_block="transformer", qgfd=QGFDConfig(alpha=0.7, steps=3)).eval()
+    qgfd0.load_state_dict(vanilla.state_dict())
+    qgfd.load_state_dict(vanilla.state_dict())
+    assert all(isinstance(b.block.attn1.processor, QGFDAttnProcessor) for b in qgfd.unet.modules() if isinstance(b, SpatialTransformer))
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 70])
+    with torch.no_grad():
+        assert (vanilla(x, t) - qgfd0(x, t)).abs().max() < 1e-5
+        assert (vanilla(x, t) - qgfd(x, t)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="attention_block='mlp'"):
+        tiny_model(attention_block="mlp")
+
+
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
 def test_sampling_shape_range_and_seed(sampler):
     model = tiny_model()

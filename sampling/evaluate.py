@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -125,6 +125,26 @@ def add_savings(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     row["saved_time_pct"] = 100 * (1 - row["seconds"] / fixed["seconds"]) if fixed["seconds"] else None
 
 
+def run_sweep(model, args, results: SweepResults, sampler: str, draw: Callable, score: Callable, summary_keys) -> None:
+    """Every setting not yet in `results`: sample (with the QGFD overrides of the setting), score, append."""
+    for setting in sweep_settings(args.steps, args.qgfd_eps, args.exit_tol):
+        key = {**setting, "sampler": sampler, "num_samples": args.num_samples, "seed": args.seed}
+        if results.has(key):
+            continue
+        changes = {"eps": setting["qgfd_eps"]} if setting["qgfd_eps"] else {}
+        if setting["qgfd_eps"] and args.qgfd_steps:
+            changes["steps"] = args.qgfd_steps
+        with override_qgfd(model, **changes), progress_bar() as bar:
+            task = bar.add_task(f"{setting['setting']} steps={setting['steps']}", total=args.num_samples)
+            result = draw(setting, lambda n: bar.advance(task, n))
+        row = {**key, "network_evaluations": result.network_evaluations, "qgfd_iterations": result.qgfd_iterations,
+               "seconds": result.seconds, "checkpoint": str(args.ckpt)}
+        row.update(score(result))
+        add_savings(row, results.rows)
+        results.append(row)
+        print(_summary(row, summary_keys))
+
+
 def file_digest(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -195,30 +215,22 @@ def evaluate_images(args) -> int:
             print(f"NLL {nll:.4f} bits/dim on {len(images)} held-out images "
                   f"({args.nll_timesteps or 'all'} timesteps, {time.perf_counter() - start:.1f} s)")
 
-    for setting in sweep_settings(args.steps, args.qgfd_eps, args.exit_tol):
-        key = {**setting, "sampler": args.sampler, "num_samples": args.num_samples, "seed": args.seed}
-        if results.has(key):
-            continue
-        changes = {"eps": setting["qgfd_eps"]} if setting["qgfd_eps"] else {}
-        if setting["qgfd_eps"] and args.qgfd_steps:
-            changes["steps"] = args.qgfd_steps
-        with override_qgfd(model, **changes), progress_bar() as bar:
-            task = bar.add_task(f"{setting['setting']} steps={setting['steps']}", total=args.num_samples)
-            result = model.sample(args.num_samples, sampler=args.sampler, steps=setting["steps"], eta=args.eta,
-                                  seed=args.seed, batch_size=args.batch_size, exit_tol=setting["exit_tol"],
-                                  progress=lambda n: bar.advance(task, n))
-        row = {**key, "network_evaluations": result.network_evaluations, "qgfd_iterations": result.qgfd_iterations,
-               "seconds": result.seconds, "checkpoint": str(args.ckpt)}
+    def draw(setting, advance):
+        return model.sample(args.num_samples, sampler=args.sampler, steps=setting["steps"], eta=args.eta, seed=args.seed,
+                            batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
+
+    def score(result) -> dict[str, Any]:
+        scores = {}
         if quality is not None:
             quality.reset_fake()
             for lo in range(0, len(result.images), args.batch_size):
                 quality.update_fake(result.images[lo : lo + args.batch_size])
-            row.update(quality.compute())
+            scores.update(quality.compute())
         if nll is not None:
-            row["nll_bpd"] = nll
-        add_savings(row, results.rows)
-        results.append(row)
-        print(_summary(row, ("fid", "is", "nll_bpd")))
+            scores["nll_bpd"] = nll
+        return scores
+
+    run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"))
     plot = results.plot(f"{Path(args.ckpt).name}: {args.sampler}, {args.num_samples} samples")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 2 if unavailable else 0
@@ -284,24 +296,12 @@ def evaluate_molecules(args) -> int:
             "seed": args.seed, "train_molecules": len(train), "test_molecules": len(test)}
     metrics = ["validity", "uniqueness", "novelty"] + ([] if args.no_fcd else ["fcd"])
     results = SweepResults(out, meta, metrics)
-    for setting in sweep_settings(args.steps, args.qgfd_eps, args.exit_tol):
-        key = {**setting, "sampler": "posterior-jump", "num_samples": args.num_samples, "seed": args.seed}
-        if results.has(key):
-            continue
-        changes = {"eps": setting["qgfd_eps"]} if setting["qgfd_eps"] else {}
-        if setting["qgfd_eps"] and args.qgfd_steps:
-            changes["steps"] = args.qgfd_steps
-        with override_qgfd(model, **changes), progress_bar() as bar:
-            task = bar.add_task(f"{setting['setting']} steps={setting['steps']}", total=args.num_samples)
-            result = model.sample(args.num_samples, steps=min(setting["steps"], model.hparams.diffusion_steps),
-                                  seed=args.seed, batch_size=args.batch_size, exit_tol=setting["exit_tol"],
-                                  progress=lambda n: bar.advance(task, n))
-        row = {**key, "network_evaluations": result.network_evaluations, "qgfd_iterations": result.qgfd_iterations,
-               "seconds": result.seconds, "checkpoint": str(args.ckpt)}
-        row.update(score_molecules(result.smiles, train, test, with_fcd=not args.no_fcd))
-        add_savings(row, results.rows)
-        results.append(row)
-        print(_summary(row, metrics))
+    def draw(setting, advance):
+        return model.sample(args.num_samples, steps=setting["steps"], seed=args.seed, batch_size=args.batch_size,
+                            exit_tol=setting["exit_tol"], progress=advance)
+
+    run_sweep(model, args, results, "posterior-jump", draw,
+              lambda result: score_molecules(result.smiles, train, test, with_fcd=not args.no_fcd), metrics)
     plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 0

@@ -32,11 +32,12 @@ class SampleGridCallback(L.Callback):
             self.write_grid(trainer, pl_module, "final")
 
     def write_grid(self, trainer: L.Trainer, pl_module, name: str) -> None:
+        # every rank must ask: trainer.log_dir broadcasts rank zero's answer (a collective)
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         if not trainer.is_global_zero:
             return
         result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
         grid = make_grid(result.images, nrow=int(self.num**0.5) or 1, padding=1)
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         path = folder / f"{name}.png"
         with atomic_path(path) as tmp:
             save_image(grid, tmp, format="png")

@@ -24,7 +24,7 @@ def test_ddp_two_cpu_processes_train_and_write_once(tmp_path):
                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                "--trainer.callbacks", callbacks, "--data.init_args.batch_size", "8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CONFIGS.parent)}
-    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "ckpts" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 3

@@ -4,6 +4,7 @@ data module (training SMILES for novelty, test images for FID and NLL) from the 
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Optional
 
 import lightning as L
@@ -26,5 +27,8 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides) -> Optio
         return None
     module_name, _, class_name = record["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
-    args = {**record["init_args"], **{k: v for k, v in overrides.items() if v is not None}}
+    accepted = inspect.signature(cls.__init__).parameters
+    # LightningCLI adds bookkeeping entries (_class_path, _instantiator) to the saved arguments
+    args = {k: v for k, v in record["init_args"].items() if k in accepted}
+    args.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**args)

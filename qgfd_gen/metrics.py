@@ -78,26 +78,49 @@ class MoleculeMetrics(Metric):
         }
 
 
-def frechet_chemnet_distance(samples: Sequence[str], reference: Sequence[str]) -> float:
-    """FCD between two lists of valid SMILES (canonicalised first) with the fcd package's ChemNet."""
-    import fcd
+class ChemNetReference:
+    """ChemNet activation statistics of a reference set (the test set), computed once and reused for
+    every sample set it is compared with."""
 
-    a = [c for c in (canonicalize(s) for s in samples) if c]
-    b = [c for c in (canonicalize(s) for s in reference) if c]
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    return float(fcd.get_fcd(a, b, fcd.load_ref_model(), device="cpu"))
+    def __init__(self, smiles: Sequence[str]):
+        import fcd
+
+        self._fcd = fcd
+        self.model = fcd.load_ref_model()
+        self.mean, self.cov = self._statistics([c for c in (canonicalize(s) for s in smiles) if c])
+
+    def _statistics(self, smiles: Sequence[str]):
+        import numpy as np
+
+        activations = self._fcd.get_predictions(self.model, list(smiles), device="cpu")
+        return activations.mean(0), np.cov(activations.T)
+
+    def distance(self, samples: Sequence[Optional[str]]) -> float:
+        """FCD of the valid samples (canonicalised) to the reference; NaN with fewer than two."""
+        valid = [c for c in (canonicalize(s) for s in samples) if c]
+        if len(valid) < 2:
+            return float("nan")
+        mean, cov = self._statistics(valid)
+        return float(self._fcd.calculate_frechet_distance(mean, cov, self.mean, self.cov))
 
 
-def score_molecules(samples: Sequence[Optional[str]], train_smiles: Iterable[str], test_smiles: Optional[Sequence[str]] = None,
-                    with_fcd: bool = True) -> dict[str, float]:
-    """All molecule metrics of one sample list, as plain floats (FCD over the valid samples)."""
-    metric = MoleculeMetrics(train_smiles)
+def frechet_chemnet_distance(samples: Sequence[str], reference: Sequence[str] | ChemNetReference) -> float:
+    """FCD between the valid molecules of two SMILES lists, with the fcd package's ChemNet."""
+    if not isinstance(reference, ChemNetReference):
+        reference = ChemNetReference(reference)
+    return reference.distance(samples)
+
+
+def score_molecules(samples: Sequence[Optional[str]], train_smiles: Iterable[str] | MoleculeMetrics,
+                    test_smiles: Optional[Sequence[str] | ChemNetReference] = None, with_fcd: bool = True) -> dict[str, float]:
+    """All molecule metrics of one sample list, as plain numbers (FCD over the valid samples).
+    Pass a MoleculeMetrics and a ChemNetReference to score many lists against the same sets cheaply."""
+    metric = train_smiles if isinstance(train_smiles, MoleculeMetrics) else MoleculeMetrics(train_smiles)
+    metric.reset()
     metric.update(samples)
     result = {k: float(v) if k not in ("num_samples", "num_valid", "num_unique") else int(v) for k, v in metric.compute().items()}
     if with_fcd and test_smiles is not None:
-        valid = [s for s in samples if canonicalize(s)]
-        result["fcd"] = frechet_chemnet_distance(valid, test_smiles)
+        result["fcd"] = frechet_chemnet_distance(samples, test_smiles)
     return result
 
 

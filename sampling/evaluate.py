@@ -26,7 +26,7 @@ import torch
 
 from qgfd_gen.attention import override_qgfd
 from qgfd_gen.io import write_json
-from qgfd_gen.metrics import ImageQuality, InceptionUnavailable, score_molecules
+from qgfd_gen.metrics import ChemNetReference, ImageQuality, InceptionUnavailable, MoleculeMetrics, score_molecules
 
 from .checkpoints import CheckpointError, load_model
 from .nll import nll_bits_per_dim
@@ -300,8 +300,10 @@ def evaluate_molecules(args) -> int:
         return model.sample(args.num_samples, steps=setting["steps"], seed=args.seed, batch_size=args.batch_size,
                             exit_tol=setting["exit_tol"], progress=advance)
 
+    novelty = MoleculeMetrics(train)  # canonical training SMILES, once per sweep
+    reference = None if args.no_fcd else ChemNetReference(test)  # test-set ChemNet statistics, once per sweep
     run_sweep(model, args, results, "posterior-jump", draw,
-              lambda result: score_molecules(result.smiles, train, test, with_fcd=not args.no_fcd), metrics)
+              lambda result: score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd), metrics)
     plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 0

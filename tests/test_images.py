@@ -148,6 +148,10 @@ def test_lightning_fit_on_image_folder_and_resume(tmp_path, monkeypatch):
     assert second["epoch"] == 1
     assert int(second["state_dict"]["ema.n_averaged"]) == 4  # the EMA continued too
     assert "optimizer_states" in second and second["optimizer_states"][0]["state"]
+    from models.checkpointing import datamodule_from_checkpoint
+
+    rebuilt = datamodule_from_checkpoint(second)  # what samplers and evaluators use to find the data again
+    assert isinstance(rebuilt, ImageFolderDataModule) and str(rebuilt.data_dir) == str(folder)
 
 
 def test_digits_data_is_offline_and_in_range():

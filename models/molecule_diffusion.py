@@ -154,6 +154,14 @@ class MoleculeDiffusion(L.LightningModule):
         record_datamodule(self, checkpoint)
 
     # ------------------------------------------------------------------ sampling
+    @staticmethod
+    def _settled(clean, previous, current, node_mask: Tensor, tol: float) -> bool:
+        """Early exit: the predicted clean graph changed in less than `tol` of its entries since the last
+        step, and the chain's current graph already agrees with it but for `tol`. The second condition
+        matters at high noise, where the prediction is a steady, uninformative guess: exiting on the
+        first alone returned near-identical molecules (measured: uniqueness 0.5% on QM9)."""
+        return _changed_fraction(clean, previous, node_mask) < tol and _changed_fraction(clean, current, node_mask) < tol
+
     def timestep_schedule(self, steps: Optional[int]) -> list[int]:
         """T = t_0 > t_1 > ... > 0, `steps` jumps (all T steps when None)."""
         total = self.hparams.diffusion_steps
@@ -192,7 +200,6 @@ class MoleculeDiffusion(L.LightningModule):
             bond_probs = self.bond_diffusion.marginals.cpu().float().expand(count, n_max, n_max, -1)
             bonds = _symmetric_sample(bond_probs, generator).to(self.device)
             x, e = self._one_hot_graph(atoms, bonds, node_mask)
-            pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
             previous, used = None, 0
             for t, s in zip(schedule[:-1], schedule[1:]):
                 t_vec = torch.full((count,), t, device=self.device, dtype=torch.long)
@@ -204,14 +211,11 @@ class MoleculeDiffusion(L.LightningModule):
                     iterations.append(its)
                 if exit_tol is not None and s > 0:
                     clean = (atom_logits.argmax(-1), bond_logits.argmax(-1))
-                    if previous is not None:
-                        changed = ((clean[0] != previous[0]) & node_mask).sum() + ((clean[1] != previous[1]) & pair_mask).sum() / 2
-                        entries = node_mask.sum() + pair_mask.sum() / 2
-                        if float(changed / entries) < exit_tol:
-                            upper = torch.triu(clean[1], diagonal=1)
-                            x, e = self._one_hot_graph(clean[0], upper + upper.transpose(1, 2), node_mask)
-                            atoms = clean[0]
-                            break
+                    if previous is not None and self._settled(clean, previous, (x.argmax(-1), e.argmax(-1)), node_mask, exit_tol):
+                        upper = torch.triu(clean[1], diagonal=1)
+                        x, e = self._one_hot_graph(clean[0], upper + upper.transpose(1, 2), node_mask)
+                        atoms = clean[0]
+                        break
                     previous = clean
                 x_full = F.one_hot(atoms, len(self.vocab)).double()  # padding rows too, so every row is a distribution
                 atom_probs = self.atom_diffusion.posterior_probs(x_full, atom_logits.softmax(-1), t_vec, s_vec)
@@ -231,6 +235,13 @@ class MoleculeDiffusion(L.LightningModule):
         mols = decode_graphs(atoms, bonds, self.vocab, correct=correct)
         return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), evaluations / num,
                                sum(iterations) / len(iterations) if iterations else None, time.perf_counter() - start)
+
+
+def _changed_fraction(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], node_mask: Tensor) -> float:
+    """Share of atoms and atom pairs (each pair once) whose type differs between two graphs."""
+    pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
+    changed = ((a[0] != b[0]) & node_mask).sum() + ((a[1] != b[1]) & pair_mask).sum() / 2
+    return float(changed / (node_mask.sum() + pair_mask.sum() / 2))
 
 
 def _symmetric_sample(probs: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:

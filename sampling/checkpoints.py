@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ def load_model(path: str | Path, kind: str, device: str = "cpu"):
     if (kind == "molecules") != is_molecule:
         other = "molecules" if is_molecule else "images"
         raise CheckpointError(f"{str(path)!r} holds a {other} model; use the `{other}` subcommand")
-    model = cls(**checkpoint["hyper_parameters"])
+    accepted = inspect.signature(cls.__init__).parameters
+    # LightningCLI stores bookkeeping entries (_class_path, _instantiator) with the arguments
+    model = cls(**{k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted})
     model.load_state_dict(state)
     model.checkpoint_record = checkpoint
     return model.to(device).eval()

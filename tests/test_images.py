@@ -152,6 +152,10 @@ def test_lightning_fit_on_image_folder_and_resume(tmp_path, monkeypatch):
 
     rebuilt = datamodule_from_checkpoint(second)  # what samplers and evaluators use to find the data again
     assert isinstance(rebuilt, ImageFolderDataModule) and str(rebuilt.data_dir) == str(folder)
+    from sampling.sample import main as sample_main
+
+    assert sample_main(["images", "--ckpt", str(ckpt_dir / "last.ckpt"), "--num", "2", "--steps", "2",
+                        "--out", str(tmp_path / "grid.png")]) == 0  # a checkpoint written by the CLI samples
 
 
 def test_digits_data_is_offline_and_in_range():

@@ -48,6 +48,7 @@ class SweepResults:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
 
         metrics = [m for m in self.metrics if any(_finite(r.get(m)) for r in self.rows)]
         if not metrics:
@@ -62,6 +63,7 @@ class SweepResults:
                 points.sort()
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
             ax.set_xlabel("network evaluations per sample")
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)

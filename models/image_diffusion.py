@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import lightning as L
@@ -37,7 +37,7 @@ class SampleResult:
     network_evaluations: float  # mean U-Net calls per sample (early exit may end batches at different steps)
     qgfd_iterations: Optional[float]  # mean QGFD diffusion iterations per attention call, None without QGFD
     seconds: float
-    exited_early_at: list[int] = field(default_factory=list)  # step index per batch where early exit fired
+    exited_early: int = 0  # samples that left the reverse process before its last step (exit_tol)
 
 
 class ImageDiffusion(L.LightningModule):
@@ -184,8 +184,8 @@ class ImageDiffusion(L.LightningModule):
         progress: Optional[Callable[[int], None]] = None,
     ) -> SampleResult:
         """`num` images in [0, 1]. The same seed gives the same images whatever the batch size.
-        exit_tol: stop the reverse process once the predicted clean images change by less than this
-        (max absolute difference, images in [-1, 1]) between two steps, and return that prediction."""
+        exit_tol: a sample stops once its predicted clean image changes by less than this (max absolute
+        difference over its pixels, images in [-1, 1]) between two steps, and that prediction is returned."""
         if num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_tol is not None and not exit_tol > 0:
@@ -196,43 +196,60 @@ class ImageDiffusion(L.LightningModule):
         shape = (self.hparams.in_channels, self.hparams.sample_size, self.hparams.sample_size)
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((num, *shape), generator=generator)  # drawn once: batching does not change it
-        outputs, evaluations, iterations, exits = [], 0, [], []
+        outputs, evaluations, iterations = [], [], []
         for lo in range(0, num, batch_size):
             batch_noise = noise[lo : lo + batch_size].to(self.device)
             batch_generator = torch.Generator().manual_seed(seed * 100_003 + lo)
-            images, used, its, exit_at = self._reverse(batch_noise, sampler, steps, eta, use_ema, exit_tol, batch_generator)
+            images, used, its = self._reverse(batch_noise, sampler, steps, eta, use_ema, exit_tol, batch_generator)
             outputs.append(images.cpu())
-            evaluations += used * images.shape[0]
+            evaluations.append(used)
             iterations.extend(its)
-            if exit_at is not None:
-                exits.append(exit_at)
             if progress:
                 progress(images.shape[0])
         self.train(was_training)
         images = torch.cat(outputs).clamp(-1, 1).add(1).div(2)
         qgfd_its = sum(iterations) / len(iterations) if iterations else None
-        return SampleResult(images, evaluations / num, qgfd_its, time.perf_counter() - start, exits)
+        evaluations = torch.cat(evaluations)
+        full = len(self.make_sampler(sampler, steps).timesteps)
+        return SampleResult(images, float(evaluations.mean()), qgfd_its, time.perf_counter() - start,
+                            int((evaluations < full).sum()))
 
     def _reverse(self, x: Tensor, sampler: str, steps: int, eta: float, use_ema: bool, exit_tol: Optional[float],
-                 generator: torch.Generator) -> tuple[Tensor, int, list[float], Optional[int]]:
+                 generator: torch.Generator) -> tuple[Tensor, Tensor, list[float]]:
+        """Images, network calls per sample, mean QGFD iterations per call. With exit_tol, a sample whose
+        predicted clean image changes by less than exit_tol (max over its pixels) between two steps
+        leaves the batch with that prediction; the rest go on, so it costs no further network calls."""
         scheduler = self.make_sampler(sampler, steps, eta)
         net = self.ema.module if use_ema else self.unet
+        out = torch.empty_like(x)
+        alive = torch.arange(x.shape[0], device=x.device)  # which samples of the batch are still running
+        evaluations = torch.zeros(x.shape[0])
         previous_x0, iterations = None, []
         step_kwargs = {"eta": eta} if sampler == "ddim" else {}
+        last = len(scheduler.timesteps) - 1
         for index, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
             model_output = net(x, timesteps).sample
+            evaluations[alive.cpu()] += 1
             its = mean_qgfd_iterations(net)
             if its is not None:
                 iterations.append(its)
-            x0 = self._predicted_clean(x, model_output, timesteps)
-            if exit_tol is not None and previous_x0 is not None and index < len(scheduler.timesteps) - 1:
-                if float((x0 - previous_x0).abs().max()) < exit_tol:
-                    return x0, index + 1, iterations, index + 1
-            previous_x0 = x0
+            if exit_tol is not None and index < last:
+                x0 = self._predicted_clean(x, model_output, timesteps)
+                if previous_x0 is not None:
+                    settled = (x0 - previous_x0).abs().flatten(1).amax(1) < exit_tol
+                    if bool(settled.any()):
+                        out[alive[settled]] = x0[settled]
+                        keep = ~settled
+                        if not bool(keep.any()):
+                            return out, evaluations, iterations
+                        alive, x, model_output, x0 = alive[keep], x[keep], model_output[keep], x0[keep]
+                        _keep_in_scheduler(scheduler, keep)
+                previous_x0 = x0
             noise_gen = {"generator": _device_generator(generator, x.device)} if sampler != "dpm++" else {}
             x = scheduler.step(model_output, t, x, **step_kwargs, **noise_gen).prev_sample
-        return x, len(scheduler.timesteps), iterations, None
+        out[alive] = x
+        return out, evaluations, iterations
 
     def _predicted_clean(self, x: Tensor, model_output: Tensor, timesteps: Tensor) -> Tensor:
         signal, sigma = self._coefficients(timesteps, x)
@@ -241,6 +258,13 @@ class ImageDiffusion(L.LightningModule):
         else:
             x0 = signal * x - sigma * model_output
         return x0.clamp(-1, 1)
+
+
+def _keep_in_scheduler(scheduler, keep: Tensor) -> None:
+    """Multistep samplers (DPM-Solver++) remember earlier model outputs: drop the samples that left."""
+    history = getattr(scheduler, "model_outputs", None)
+    if isinstance(history, list):
+        scheduler.model_outputs = [h[keep] if isinstance(h, Tensor) else h for h in history]
 
 
 def _device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:

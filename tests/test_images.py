@@ -86,6 +86,17 @@ def test_sampling_shape_range_and_seed(sampler):
     assert not torch.allclose(b.images, c.images)
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++", "ddpm"])
+def test_early_exit_lets_settled_samples_leave_the_batch(sampler):
+    model = tiny_model()
+    full = model.sample(6, sampler=sampler, steps=20, seed=1, batch_size=6)
+    early = model.sample(6, sampler=sampler, steps=20, seed=1, batch_size=6, exit_tol=1.5)
+    assert full.exited_early == 0 and full.network_evaluations == 20
+    assert early.exited_early > 0 and early.network_evaluations < 20
+    assert early.images.shape == full.images.shape
+    assert early.images.min() >= 0 and early.images.max() <= 1
+
+
 def test_sampling_rejects_bad_arguments():
     model = tiny_model()
     with pytest.raises(ValueError, match="sampler='euler'"):

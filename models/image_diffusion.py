@@ -7,7 +7,6 @@ is what sampling uses by default.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -153,7 +152,7 @@ class ImageDiffusion(L.LightningModule):
         record_datamodule(self, checkpoint)
 
     # ------------------------------------------------------------------ sampling
-    def make_sampler(self, sampler: str, steps: int, eta: float = 0.0):
+    def make_sampler(self, sampler: str, steps: int):
         """A diffusers scheduler sharing the training noise schedule, set to `steps` inference steps."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler={sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -219,7 +218,7 @@ class ImageDiffusion(L.LightningModule):
         """Images, network calls per sample, mean QGFD iterations per call. With exit_tol, a sample whose
         predicted clean image changes by less than exit_tol (max over its pixels) between two steps
         leaves the batch with that prediction; the rest go on, so it costs no further network calls."""
-        scheduler = self.make_sampler(sampler, steps, eta)
+        scheduler = self.make_sampler(sampler, steps)
         net = self.ema.module if use_ema else self.unet
         out = torch.empty_like(x)
         alive = torch.arange(x.shape[0], device=x.device)  # which samples of the batch are still running

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import LayerAlpha, QGFDConfig, make_transition, mean_qgfd_iterations  # noqa: F401 (re-export)
+from .attention import LayerAlpha, QGFDConfig, make_transition
 from .operator import QGFDStats, qgfd_attention
 
 

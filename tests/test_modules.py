@@ -6,7 +6,8 @@ from diffusers import UNet2DModel
 
 from qgfd_gen import AdjacencyTransition
 from qgfd_gen.attention import LayerAlpha, QGFDAttention, QGFDConfig
-from qgfd_gen.processor import QGFDAttnProcessor, attention_modules, mean_qgfd_iterations, set_qgfd_processors
+from qgfd_gen.attention import mean_qgfd_iterations
+from qgfd_gen.processor import QGFDAttnProcessor, attention_modules, set_qgfd_processors
 
 
 def tiny_unet(**kwargs) -> UNet2DModel:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
@@ -152,7 +152,7 @@ class CIFAR10DataModule(ImageDataModule):
 
         if (self.data_dir / "cifar-10-batches-py").is_dir():
             return
-        _download_or_explain(
+        download_or_explain(
             (lambda: CIFAR10(self.data_dir, train=True, download=True)) if self.download else None,
             f"CIFAR-10 is not in {str(self.data_dir / 'cifar-10-batches-py')!r} and could not be downloaded.\n"
             f"Put {self.ARCHIVE} (from {self.URL}) into {str(self.data_dir)!r} and run again, or extract it there "
@@ -229,14 +229,15 @@ class DigitsDataModule(ImageDataModule):
         return self._split(TensorDataset(images, torch.tensor(digits.target)))
 
 
-def _download_or_explain(download: Optional[Callable[[], object]], message: str) -> None:
-    """Run a download with a short socket timeout; turn any network failure into one clear error."""
+def download_or_explain(download: Optional[Callable[[], Any]], message: str) -> Any:
+    """Run a download with a short socket timeout and return what it returns; turn any network failure
+    (or no download at all, when `download` is None) into one clear error carrying `message`."""
     if download is None:
-        raise DataUnavailableError(f"{message}\n(download=false: not downloading)")
+        raise DataUnavailableError(f"{message}\n(not downloading)")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
     try:
-        download()
+        return download()
     except Exception as error:  # urllib, socket, HTTP errors all mean the same thing here
         raise DataUnavailableError(f"{message}\n(download failed: {type(error).__name__}: {error})") from None
     finally:

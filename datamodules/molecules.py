@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from qgfd_gen.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, encode_smiles
 from qgfd_gen.io import atomic_path
 
-from .images import DOWNLOAD_TIMEOUT_SECONDS, DataUnavailableError
+from .images import DataUnavailableError, download_or_explain
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -220,6 +219,11 @@ class SmilesDataModule(MoleculeDataModule):
         return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.column}"
 
 
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url) as response:
+        return response.read()
+
+
 def read_smiles_file(path: Path, column: Optional[str] = None) -> list[str]:
     path = Path(path)
     if not path.exists():
@@ -255,32 +259,16 @@ class ZINC250kDataModule(MoleculeDataModule):
         path = self.path or self.data_dir / self.FILE
         if path.exists():
             return path
-        if self.path is None and self.download:
-            self._download(path)
-            return path
-        raise DataUnavailableError(
-            f"ZINC250k file {str(path)!r} is missing. Download {self.URL} (MD5 {self.MD5}) and put it at "
-            f"{str(path)!r}, or pass --data.init_args.path to a copy."
-        )
-
-    def _download(self, path: Path) -> None:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
-        try:
-            with urllib.request.urlopen(self.URL) as response:
-                content = response.read()
-        except Exception as error:
-            raise DataUnavailableError(
-                f"ZINC250k file {str(path)!r} is missing and could not be downloaded ({type(error).__name__}: {error}).\n"
-                f"Download {self.URL} (MD5 {self.MD5}) and put it at {str(path)!r}, or pass --data.init_args.path."
-            ) from None
-        finally:
-            socket.setdefaulttimeout(previous)
+        message = (f"ZINC250k file {str(path)!r} is missing. Download {self.URL} (MD5 {self.MD5}) and put it at "
+                   f"{str(path)!r}, or pass --data.init_args.path to a copy.")
+        fetch = (lambda: _fetch(self.URL)) if self.path is None and self.download else None
+        content = download_or_explain(fetch, message)
         digest = hashlib.md5(content).hexdigest()
         if digest != self.MD5:
             raise DataUnavailableError(f"downloaded {self.FILE} has MD5 {digest}, expected {self.MD5}; not saved")
         with atomic_path(path) as tmp:
             tmp.write_bytes(content)
+        return path
 
     def source_smiles(self) -> list[str]:
         return [s.strip() for s in read_smiles_file(self.csv_path(), column="smiles")]

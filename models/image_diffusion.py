@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.attention import mean_qgfd_iterations
 
 from .checkpointing import record_datamodule
+from .training import adamw_with_warmup, exponential_moving_average
 from .unet import build_unet
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
@@ -73,8 +73,6 @@ class ImageDiffusion(L.LightningModule):
         super().__init__()
         if prediction_type not in PREDICTIONS:
             raise ValueError(f"prediction_type={prediction_type!r}; choose one of {', '.join(PREDICTIONS)}")
-        if not 0 <= ema_decay < 1:
-            raise ValueError(f"ema_decay={ema_decay!r}; need 0 <= ema_decay < 1")
         if isinstance(qgfd, dict):
             qgfd = QGFDConfig(**qgfd)
         self.save_hyperparameters()
@@ -82,8 +80,7 @@ class ImageDiffusion(L.LightningModule):
             sample_size, in_channels, list(block_out_channels), list(down_block_types), list(up_block_types),
             layers_per_block, attention_head_dim, norm_num_groups, dropout, attention, qgfd, attention_block,
         )
-        self.ema = AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        self.ema.requires_grad_(False)
+        self.ema = exponential_moving_average(self.unet, ema_decay)
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, beta_start=beta_start,
             beta_end=beta_end, prediction_type=prediction_type, clip_sample=True,
@@ -141,12 +138,8 @@ class ImageDiffusion(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.unet.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, betas=tuple(self.hparams.betas)
-        )
-        warmup = max(1, self.hparams.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        hp = self.hparams
+        return adamw_with_warmup(self.unet.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps, hp.betas)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         record_datamodule(self, checkpoint)

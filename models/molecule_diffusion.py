@@ -16,12 +16,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from qgfd_gen.attention import QGFDConfig, mean_qgfd_iterations
 from qgfd_gen.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, decode_graphs, mols_to_smiles
 
 from .checkpointing import record_datamodule
+from .training import adamw_with_warmup, exponential_moving_average
 from .discrete_diffusion import MarginalDiffusion
 from .graph_transformer import GraphTransformer
 
@@ -69,8 +69,7 @@ class MoleculeDiffusion(L.LightningModule):
         self.vocab: AtomVocabulary = VOCABULARIES[dataset]
         atoms, max_atoms = len(self.vocab), self.vocab.max_atoms
         self.denoiser = GraphTransformer(atoms, NUM_BOND_TYPES, node_dim, edge_dim, layers, heads, qgfd, dropout, max_atoms)
-        self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        self.ema.requires_grad_(False)
+        self.ema = exponential_moving_average(self.denoiser, ema_decay)
         self.atom_diffusion = MarginalDiffusion(torch.ones(atoms), diffusion_steps)
         self.bond_diffusion = MarginalDiffusion(torch.ones(NUM_BOND_TYPES), diffusion_steps)
         self.register_buffer("size_distribution", torch.ones(max_atoms + 1))
@@ -145,10 +144,8 @@ class MoleculeDiffusion(L.LightningModule):
             self.log("val/uniqueness", len(set(valid)) / max(1, len(valid)), sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warmup = max(1, self.hparams.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        hp = self.hparams
+        return adamw_with_warmup(self.denoiser.parameters(), hp.lr, hp.weight_decay, hp.warmup_steps)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         record_datamodule(self, checkpoint)

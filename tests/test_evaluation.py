@@ -102,6 +102,16 @@ def test_fid_and_is_with_a_custom_feature_extractor():
 
 
 # ------------------------------------------------------------------------------------------ tiny trained models
+def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path, steps: int) -> Path:
+    """A few real training steps through Lightning, then a checkpoint (which records the data module)."""
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        default_root_dir=str(path.parent))
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def image_checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("images")
@@ -112,13 +122,7 @@ def image_checkpoint(tmp_path_factory) -> Path:
         qgfd=QGFDConfig(alpha=0.6, steps=6),
     )
     data = DigitsDataModule(data_dir=str(folder), image_size=8, batch_size=32, val_size=32)
-    trainer = L.Trainer(max_steps=15, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        default_root_dir=str(folder))
-    trainer.fit(model, data)
-    path = folder / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return fit_and_save(model, data, folder / "tiny.ckpt", steps=15)
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +134,7 @@ def molecule_checkpoint(tmp_path_factory) -> Path:
                               qgfd=QGFDConfig(alpha=0.5, steps=4, transition="adjacency"), warmup_steps=1, lr=2e-3,
                               ema_decay=0.5)
     data = SmilesDataModule(str(smiles), vocab="qm9", data_dir=str(folder / "cache"), batch_size=32)
-    trainer = L.Trainer(max_steps=10, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        default_root_dir=str(folder))
-    trainer.fit(model, data)
-    path = folder / "tiny-mol.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return fit_and_save(model, data, folder / "tiny-mol.ckpt", steps=10)
 
 
 def test_nll_bits_per_dim(image_checkpoint):

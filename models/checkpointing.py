@@ -21,7 +21,8 @@ def record_datamodule(module: L.LightningModule, checkpoint: dict[str, Any]) -> 
 
 
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides) -> Optional[L.LightningDataModule]:
-    """The data module a checkpoint was trained on (None if it does not say), with `overrides` applied."""
+    """The data module a checkpoint was trained on (None if it does not say), with `overrides` applied
+    where the class takes them (None = keep the saved value)."""
     record = checkpoint.get(KEY)
     if record is None:
         return None
@@ -30,5 +31,5 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides) -> Optio
     accepted = inspect.signature(cls.__init__).parameters
     # LightningCLI adds bookkeeping entries (_class_path, _instantiator) to the saved arguments
     args = {k: v for k, v in record["init_args"].items() if k in accepted}
-    args.update({k: v for k, v in overrides.items() if v is not None})
+    args.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
     return cls(**args)

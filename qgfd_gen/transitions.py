@@ -66,6 +66,14 @@ class GridOperator(TransitionOperator):
     def __init__(self, height: int, width: int, neighbours: int, heads: int, dim: int):
         self.height, self.width, self.neighbours = height, width, neighbours
         self.heads, self.dim = heads, dim
+        self._weights: Optional[tuple[Tensor, Tensor]] = None  # (kernel, inverse degree), built on first use
+
+    def _kernel_and_inverse_degree(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Built once per forward pass, not once per diffusion step."""
+        if self._weights is None or self._weights[0].dtype != h.dtype or self._weights[0].device != h.device:
+            kernel = _grid_kernel(self.neighbours, h.device, h.dtype).expand(h.shape[1], 1, 3, 3)
+            self._weights = (kernel, _inverse_degree(self.height, self.width, self.neighbours, h.device, h.dtype))
+        return self._weights
 
     def to_native(self, h: Tensor) -> Tensor:
         b = h.shape[0]
@@ -80,10 +88,8 @@ class GridOperator(TransitionOperator):
         # A fixed depthwise 3x3 convolution sums the neighbourhood (zero padding leaves out what lies
         # outside the map); dividing by the neighbour count there normalises the rows, borders included.
         # (Measured on 2 CPU cores this beats avg_pool2d(count_include_pad=False) by about 5x.)
-        channels = h.shape[1]
-        kernel = _grid_kernel(self.neighbours, h.device, h.dtype).expand(channels, 1, 3, 3)
-        total = F.conv2d(h, kernel, padding=1, groups=channels)
-        return total * _inverse_degree(self.height, self.width, self.neighbours, h.device, h.dtype)
+        kernel, inverse_degree = self._kernel_and_inverse_degree(h)
+        return F.conv2d(h, kernel, padding=1, groups=h.shape[1]) * inverse_degree
 
     def to_dense(self) -> Tensor:
         return grid_matrix(self.height, self.width, self.neighbours)[None, None]

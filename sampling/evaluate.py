@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from qgfd_gen.attention import override_qgfd
-from qgfd_gen.io import write_json
+from qgfd_gen.io import atomic_path, write_json
 from qgfd_gen.metrics import ChemNetReference, ImageQuality, InceptionUnavailable, MoleculeMetrics, score_molecules
 
 from .checkpoints import CheckpointError, load_model
@@ -153,25 +153,11 @@ def file_digest(path: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------- images
-def real_images(datamodule, count: int) -> torch.Tensor:
-    """The first `count` training images, in [0, 1] (a fixed, reproducible reference set)."""
-    datamodule.setup("fit")
-    dataset, images = datamodule.train_set, []
-    if hasattr(datamodule, "flip"):
-        datamodule.flip = False
-    for index in range(min(count, len(dataset))):
-        item = dataset[index]
-        images.append(item[0] if isinstance(item, (tuple, list)) else item)
-    return (torch.stack(images) + 1) / 2
-
-
-def test_images(datamodule, count: int) -> torch.Tensor:
-    datamodule.setup("fit")
-    dataset, images = datamodule.val_set, []
-    for index in range(min(count, len(dataset))):
-        item = dataset[index]
-        images.append(item[0] if isinstance(item, (tuple, list)) else item)
-    return torch.stack(images)
+def first_images(dataset, count: int) -> torch.Tensor:
+    """The first `count` images of a data set (items may be (image, label)), in [-1, 1]: a fixed,
+    reproducible set."""
+    items = [dataset[index] for index in range(min(count, len(dataset)))]
+    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
 
 
 def build_image_quality(args, metrics: list[str]) -> tuple[Optional[ImageQuality], Optional[str], str]:
@@ -190,7 +176,7 @@ def build_image_quality(args, metrics: list[str]) -> tuple[Optional[ImageQuality
 
 def evaluate_images(args) -> int:
     model = load_model(args.ckpt, "images", args.device)
-    datamodule = _datamodule(model, args)
+    datamodule = _datamodule(model, args, flip=False)  # reference images are not randomly flipped
     quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
@@ -208,7 +194,8 @@ def evaluate_images(args) -> int:
         if datamodule is None:
             print("warning: the checkpoint names no data module: NLL not computed", file=sys.stderr)
         else:
-            images = test_images(datamodule, args.nll_images)
+            datamodule.setup("fit")
+            images = first_images(datamodule.val_set, args.nll_images)
             start = time.perf_counter()
             nll = float(nll_bits_per_dim(model, images, timesteps=args.nll_timesteps, seed=args.seed).mean())
             print(f"NLL {nll:.4f} bits/dim on {len(images)} held-out images "
@@ -244,19 +231,18 @@ def _load_or_compute_real_statistics(quality: ImageQuality, datamodule, args, ex
     if path.exists():
         quality.load_real_state(torch.load(path, weights_only=True))
         return
-    images = real_images(datamodule, args.num_samples)
+    datamodule.setup("fit")
+    images = (first_images(datamodule.train_set, args.num_samples) + 1) / 2
     for lo in range(0, len(images), args.batch_size):
         quality.update_real(images[lo : lo + args.batch_size])
-    from qgfd_gen.io import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu() for k, v in quality.real_state().items()}, tmp)
 
 
-def _datamodule(model, args):
+def _datamodule(model, args, **overrides):
     from models.checkpointing import datamodule_from_checkpoint
 
-    return datamodule_from_checkpoint(model.checkpoint_record, data_dir=args.data_dir)
+    return datamodule_from_checkpoint(model.checkpoint_record, data_dir=args.data_dir, **overrides)
 
 
 # -------------------------------------------------------------------------------------------- molecules

@@ -11,7 +11,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from .operator import QGFDStats, check_alpha, check_eps, check_steps, qgfd_attention
+from .config import coerce_config
+from .operator import QGFDStats, check_alpha, check_iterations, check_tol, qgfd_attention
 from .transitions import DenseTransition, GridTransition, KNNTransition, Transition
 
 TRANSITIONS = ("grid", "knn", "dense", "adjacency")
@@ -20,12 +21,14 @@ ALPHA_MODES = ("fixed", "learnable", "damped")
 
 @dataclass
 class QGFDConfig:
-    """Everything QGFD needs besides the tensors. alpha_mode: fixed (alpha everywhere), learnable
-    (alpha through a sigmoid, starting at alpha), damped (alpha * gamma**layer_index)."""
+    """Everything QGFD needs besides the tensors. alpha is QGFD's mixing weight (0 = plain attention),
+    iterations the number of diffusion iterations over the key graph (tol > 0 stops each sample once
+    an iteration moves H by less than tol). alpha_mode: fixed (alpha everywhere), learnable (alpha
+    through a sigmoid, starting at alpha), damped (alpha * gamma**layer_index)."""
 
     alpha: float = 0.5
-    steps: int = 4
-    eps: Optional[float] = None
+    iterations: int = 4
+    tol: Optional[float] = None
     transition: str = "grid"
     neighbours: int = 8
     knn_k: int = 8
@@ -35,8 +38,8 @@ class QGFDConfig:
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
-        check_steps(self.steps)
-        check_eps(self.eps)
+        check_iterations(self.iterations)
+        check_tol(self.tol)
         if self.transition not in TRANSITIONS:
             raise ValueError(f"transition={self.transition!r}; choose one of {', '.join(TRANSITIONS)}")
         if self.alpha_mode not in ALPHA_MODES:
@@ -48,6 +51,11 @@ class QGFDConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def coerce(cls, value: "QGFDConfig | dict | None", **defaults) -> "QGFDConfig":
+        """A config from a config, a mapping (YAML, checkpoint hparams) or None (the defaults given)."""
+        return coerce_config(cls, value, "qgfd", **defaults)
 
 
 class LayerAlpha(nn.Module):
@@ -116,16 +124,23 @@ class QGFDAttention(nn.Module):
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         transition = transition or make_transition(self.config, grid_shape)
         out, self.last_stats = qgfd_attention(
-            q, k, v, transition, alpha=self.alpha(), steps=self.config.steps, eps=self.config.eps,
+            q, k, v, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
             key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True,
         )
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
+OVERRIDABLE = ("iterations", "tol")
+
+
 @contextlib.contextmanager
 def override_qgfd(model: nn.Module, **changes) -> Iterator[int]:
-    """Temporarily change QGFD settings (eps, steps) of every QGFD layer of a model; yields how many."""
-    layers = [m for m in model.modules() if isinstance(getattr(m, "config", None), QGFDConfig)]
+    """Temporarily change how QGFD iterates (`iterations`, `tol`) in every QGFD layer of a model; yields
+    how many layers. The weight alpha is part of what was trained, so it cannot be overridden here."""
+    unknown = sorted(set(changes) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"override_qgfd: cannot change {unknown}; it changes only {', '.join(OVERRIDABLE)}")
+    layers = qgfd_layers(model)
     saved = [m.config for m in layers]
     try:
         for m in layers:
@@ -136,8 +151,13 @@ def override_qgfd(model: nn.Module, **changes) -> Iterator[int]:
             m.config = config
 
 
+def qgfd_layers(model: nn.Module) -> list[nn.Module]:
+    """Every module of a model that runs QGFD (attention modules and diffusers processors)."""
+    return [m for m in model.modules() if isinstance(getattr(m, "config", None), QGFDConfig)]
+
+
 def mean_qgfd_iterations(model: nn.Module) -> Optional[float]:
     """Mean diffusion iterations per sample over the QGFD layers' last call (None without QGFD)."""
-    used = [m.last_stats.steps_used.float().mean() for m in model.modules()
-            if isinstance(getattr(m, "config", None), QGFDConfig) and getattr(m, "last_stats", None) is not None]
+    used = [m.last_stats.iterations_used.float().mean() for m in qgfd_layers(model)
+            if getattr(m, "last_stats", None) is not None]
     return float(sum(used) / len(used)) if used else None

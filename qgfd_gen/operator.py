@@ -27,7 +27,7 @@ Alpha = Union[float, Tensor]
 class QGFDStats:
     """What the diffusion loop did, per batch element: iterations used and the last residual max|H_{t+1} - H_t|."""
 
-    steps_used: Tensor  # [B] long
+    iterations_used: Tensor  # [B] long
     residual: Tensor  # [B], NaN where no iteration ran
 
 
@@ -43,14 +43,14 @@ def check_alpha(alpha: Alpha) -> None:
         raise ValueError(f"alpha={alpha!r} is outside [0, 1); need 0 <= alpha < 1")
 
 
-def check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"steps={steps!r}; need a non-negative integer")
+def check_iterations(iterations) -> None:
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+        raise ValueError(f"iterations={iterations!r}; need a non-negative integer (QGFD diffusion iterations)")
 
 
-def check_eps(eps) -> None:
-    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0):
-        raise ValueError(f"eps={eps!r}; need a positive number (or None for no early stopping)")
+def check_tol(tol) -> None:
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0):
+        raise ValueError(f"tol={tol!r}; need a positive number (or None for no early stopping)")
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor]) -> None:
@@ -86,16 +86,16 @@ def diffuse_values(
     operator: TransitionOperator,
     *,
     alpha: Alpha,
-    steps: int,
-    eps: Optional[float] = None,
+    iterations: int,
+    tol: Optional[float] = None,
 ) -> tuple[Tensor, QGFDStats]:
-    """H_T from H_0 = v, H_{t+1} = (1 - a) v + a P H_t. With eps, a sample freezes once its residual
-    max |H_{t+1} - H_t| drops below eps (the step that got there is kept)."""
+    """H_T from H_0 = v, H_{t+1} = (1 - a) v + a P H_t. With tol, a sample freezes once its residual
+    max |H_{t+1} - H_t| drops below tol (the iteration that got there is kept)."""
     b = v.shape[0]
-    steps_used = torch.zeros(b, dtype=torch.long, device=v.device)
+    iterations_used = torch.zeros(b, dtype=torch.long, device=v.device)
     residual = torch.full((b,), float("nan"), dtype=v.dtype, device=v.device)
-    if steps == 0 or _is_zero(alpha):
-        return v, QGFDStats(steps_used, residual)
+    if iterations == 0 or _is_zero(alpha):
+        return v, QGFDStats(iterations_used, residual)
     v_native = operator.to_native(v)
     a = alpha if isinstance(alpha, Tensor) and alpha.dim() == 0 else _alpha_for(alpha, v)
     if isinstance(a, Tensor) and a.dim() > 0:
@@ -103,51 +103,41 @@ def diffuse_values(
     source = (1 - a) * v_native
     h = v_native
     active = torch.ones(b, dtype=torch.bool, device=v.device)
-    for step in range(steps):
+    for iteration in range(iterations):
         h_next = source + a * operator.matmul_native(h)
-        if eps is None:  # fixed number of steps: only the last residual is worth a pass over H
-            if step == steps - 1:
+        if tol is None:  # fixed number of iterations: only the last residual is worth a pass over H
+            if iteration == iterations - 1:
                 residual = (h_next - h).detach().abs().flatten(1).amax(1)
             h = h_next
-            steps_used += 1
+            iterations_used += 1
             continue
         step_residual = (h_next - h).detach().abs().flatten(1).amax(1)
         mask = active.view(b, *([1] * (h.dim() - 1)))
         h = torch.where(mask, h_next, h)
-        steps_used += active.long()
+        iterations_used += active.long()
         residual = torch.where(active, step_residual, residual)
-        active = active & (step_residual >= eps)
+        active = active & (step_residual >= tol)
         if not bool(active.any()):
             break
-    return operator.from_native(h), QGFDStats(steps_used, residual)
+    return operator.from_native(h), QGFDStats(iterations_used, residual)
 
 
-def qgfd_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    transition: Union[Transition, Tensor],
-    *,
-    alpha: Alpha,
-    steps: int,
-    eps: Optional[float] = None,
-    key_padding_mask: Optional[Tensor] = None,
-    attn_bias: Optional[Tensor] = None,
-    return_stats: bool = False,
-):
+def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition, Tensor], *, alpha: Alpha,
+                   iterations: int, tol: Optional[float] = None, key_padding_mask: Optional[Tensor] = None,
+                   attn_bias: Optional[Tensor] = None, return_stats: bool = False):
     """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
 
     transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
-    alpha in [0, 1) (float, or a tensor of shape [] or [H]); steps >= 0; eps > 0 stops each sample
-    early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
+    alpha in [0, 1) (float, or a tensor of shape [] or [H]); iterations >= 0; tol > 0 stops each
+    sample early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
     broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
     form is exact for any p0. Returns out [B, H, Lq, d_v] (and QGFDStats with return_stats=True)."""
     check_alpha(alpha)
-    check_steps(steps)
-    check_eps(eps)
+    check_iterations(iterations)
+    check_tol(tol)
     _check_qkv(q, k, v, key_padding_mask)
     operator = as_transition(transition).bind(k, key_padding_mask)
-    h, stats = diffuse_values(v, operator, alpha=alpha, steps=steps, eps=eps)
+    h, stats = diffuse_values(v, operator, alpha=alpha, iterations=iterations, tol=tol)
     out = F.scaled_dot_product_attention(q, k, h, attn_mask=_attention_mask(key_padding_mask, attn_bias, q.dtype))
     return (out, stats) if return_stats else out
 
@@ -161,20 +151,12 @@ def _attention_mask(key_padding_mask: Optional[Tensor], attn_bias: Optional[Tens
     return bias
 
 
-def qgfd_reference(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    transition: Union[Transition, Tensor],
-    *,
-    alpha: Alpha,
-    steps: int,
-    key_padding_mask: Optional[Tensor] = None,
-    attn_bias: Optional[Tensor] = None,
-) -> Tensor:
+def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition, Tensor], *, alpha: Alpha,
+                   iterations: int, key_padding_mask: Optional[Tensor] = None,
+                   attn_bias: Optional[Tensor] = None) -> Tensor:
     """The seed formula, literally: p_{t+1} = (1 - a) p0 + a p_t P on the [Lq, N] weights. O(T Lq N^2)."""
     check_alpha(alpha)
-    check_steps(steps)
+    check_iterations(iterations)
     _check_qkv(q, k, v, key_padding_mask)
     matrix = as_transition(transition).bind(k, key_padding_mask).to_dense().to(q.dtype)
     scores = torch.matmul(q, k.transpose(-1, -2)) / k.shape[-1] ** 0.5
@@ -185,7 +167,7 @@ def qgfd_reference(
     p0 = torch.softmax(scores, dim=-1)
     a = _alpha_for(alpha, p0)
     p = p0
-    for _ in range(steps):
+    for _ in range(iterations):
         p = (1 - a) * p0 + a * torch.matmul(p, matrix)
     return torch.matmul(p, v)
 

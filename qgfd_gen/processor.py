@@ -67,7 +67,7 @@ class QGFDAttnProcessor(nn.Module):
             key = attn.norm_k(key)
         transition = make_transition(self.config, self._grid_shape(n, spatial))
         out, self.last_stats = qgfd_attention(
-            query, key, value, transition, alpha=self.alpha(), steps=self.config.steps, eps=self.config.eps,
+            query, key, value, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
             return_stats=True,
         )
         out = out.transpose(1, 2).reshape(b, n, -1).to(query.dtype)

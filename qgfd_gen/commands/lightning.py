@@ -16,6 +16,8 @@ from typing import Optional
 import torch
 from lightning.pytorch.cli import LightningCLI
 
+from qgfd_gen.errors import QGFDError, command
+
 
 def default_precision() -> str:
     """Mixed precision where the hardware has it, full precision elsewhere."""
@@ -24,14 +26,9 @@ def default_precision() -> str:
     return "32-true"
 
 
+@command(expected=(QGFDError,))  # missing data, a wrong checkpoint: one line; anything else is a traceback
 def main(argv: Optional[list[str]] = None) -> int:
-    from datamodules.images import DataUnavailableError
-
-    try:
-        run_cli(argv)
-    except DataUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    run_cli(argv)
     return 0
 
 

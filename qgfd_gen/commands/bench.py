@@ -10,7 +10,6 @@ Every figure is a median over repeats after one warm-up; ratios compare runs mad
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from typing import Callable, Optional
@@ -18,22 +17,18 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from .io import write_json
-from .memory import MemoryTracker
-from .operator import qgfd_attention, qgfd_reference
-from .transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
+from sampling.options import int_list
+
+from qgfd_gen.errors import command
+from qgfd_gen.io import write_json
+from qgfd_gen.memory import MemoryTracker
+from qgfd_gen.operator import qgfd_attention, qgfd_reference
+from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
+
+from .bench_unet import print_unet_table, unet_suite
+from .timing import median_ms
 
 REFERENCE_MAX_N = 1024
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def measure(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], repeats: int) -> dict:
@@ -73,7 +68,7 @@ def make_transition(mode: str, n: int, generator: torch.Generator) -> Transition
     raise ValueError(f"unknown mode {mode!r}")
 
 
-def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, batch: int, steps: int,
+def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, batch: int, iterations: int,
                    alpha: float, repeats: int, progress: Callable[[str], None]) -> list[dict]:
     rows = []
     generator = torch.Generator().manual_seed(0)
@@ -86,15 +81,15 @@ def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, bat
                 continue  # N x N by definition; nothing to learn at 4096 but a long wait
             progress(f"N={n} mode={mode}")
             transition = make_transition(mode, n, generator)
-            qgfd = measure(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=alpha, steps=steps), [q, k, v], reps)
-            row = {"mode": mode, "N": n, "d": dim, "heads": heads, "batch": batch, "steps": steps, "alpha": alpha,
+            qgfd = measure(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=alpha, iterations=iterations), [q, k, v], reps)
+            row = {"mode": mode, "N": n, "d": dim, "heads": heads, "batch": batch, "iterations": iterations, "alpha": alpha,
                    "nxn_mb": n * n * 4 / 2**20}
             row.update({f"qgfd_{key}": value for key, value in qgfd.items()})
             row.update({f"sdpa_{key}": value for key, value in sdpa.items()})
             row["ratio_forward_vs_sdpa"] = qgfd["forward_ms"] / sdpa["forward_ms"]
             row["ratio_forward_backward_vs_sdpa"] = qgfd["forward_backward_ms"] / sdpa["forward_backward_ms"]
             if n <= REFERENCE_MAX_N:
-                ref = measure(lambda q, k, v: qgfd_reference(q, k, v, transition, alpha=alpha, steps=steps), [q, k, v],
+                ref = measure(lambda q, k, v: qgfd_reference(q, k, v, transition, alpha=alpha, iterations=iterations), [q, k, v],
                               max(1, reps // 2))
                 row.update({f"reference_{key}": value for key, value in ref.items()})
                 row["speedup_forward_vs_reference"] = ref["forward_ms"] / qgfd["forward_ms"]
@@ -114,23 +109,17 @@ def print_operator_table(rows: list[dict]) -> None:
               f"{r['qgfd_largest_tensor_mb'] / r['nxn_mb']:>9.3f}")
 
 
-def parse_ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-
-
+@command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=["operator", "unet"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
-    parser.add_argument("--sizes", type=parse_ints, default=[256, 1024, 4096])
+    parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
     parser.add_argument("--modes", default="grid,knn,adjacency,dense")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--batch", type=int, default=None, help="batch size (operator: 2, unet: 4)")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--iterations", type=int, default=6, help="QGFD diffusion iterations")
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -142,11 +131,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     say = lambda text: print(f"[qgfd-bench] {text}", file=sys.stderr, flush=True)  # noqa: E731
     if args.suite == "operator":
         modes = [m for m in args.modes.split(",") if m]
-        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch or 2, args.steps, args.alpha, args.repeats, say)
+        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch or 2, args.iterations, args.alpha,
+                              args.repeats, say)
         print_operator_table(rows)
     else:
-        from .bench_unet import print_unet_table, unet_suite
-
         rows = unet_suite(batch=args.batch or 4, repeats=min(args.repeats, 3), progress=say)
         print_unet_table(rows)
     out = write_json(args.out or f"bench-{args.suite}.json", {"meta": meta, "rows": rows})

@@ -1,39 +1,33 @@
 """The `unet` suite of qgfd-bench: one training step (forward, backward, optimiser) of the CIFAR-10 DDPM
-U-Net with QGFD attention against the same U-Net with vanilla attention, same weights and batch."""
+U-Net (`UNetConfig`'s defaults, QGFD's defaults) with QGFD attention against the same U-Net with vanilla
+attention, same weights and batch."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Optional
 
 import torch
-import yaml
 
-from .bench import median_ms
-from .memory import MemoryTracker
+from models import ImageDiffusion, UNetConfig
+from qgfd_gen.attention import QGFDConfig
+from qgfd_gen.memory import MemoryTracker
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar.yaml"
-
-
-def cifar_model_args(config_path: Path = CONFIG) -> dict:
-    return dict(yaml.safe_load(config_path.read_text())["model"]["init_args"])
+from .timing import median_ms
 
 
-def unet_suite(batch: int, repeats: int, progress: Callable[[str], None], config_path: Path = CONFIG) -> list[dict]:
-    from models import ImageDiffusion
-    from qgfd_gen.attention import QGFDConfig
-
-    args = cifar_model_args(config_path)
-    qgfd = QGFDConfig(**args.pop("qgfd"))
+def unet_suite(batch: int, repeats: int, progress: Callable[[str], None], unet: Optional[UNetConfig] = None,
+               qgfd: Optional[QGFDConfig] = None) -> list[dict]:
+    unet, qgfd = unet or UNetConfig(), qgfd or QGFDConfig()
     generator = torch.Generator().manual_seed(0)
-    images = torch.rand(batch, args["in_channels"], args["sample_size"], args["sample_size"], generator=generator) * 2 - 1
+    images = torch.rand(batch, unet.in_channels, unet.sample_size, unet.sample_size, generator=generator) * 2 - 1
     noise = torch.randn(images.shape, generator=generator)
-    timesteps = torch.randint(0, args["num_train_timesteps"], (batch,), generator=generator)
+    timesteps = torch.randint(0, 1000, (batch,), generator=generator)
     rows, state = [], None
     for attention in ("vanilla", "qgfd"):
         progress(f"unet attention={attention} batch={batch}")
         torch.manual_seed(0)
-        model = ImageDiffusion(**{**args, "attention": attention, "qgfd": qgfd})
+        model = ImageDiffusion(unet=replace(unet, attention=attention), qgfd=qgfd)
         if state is None:
             state = model.state_dict()
         model.load_state_dict(state)
@@ -51,7 +45,7 @@ def unet_suite(batch: int, repeats: int, progress: Callable[[str], None], config
         with MemoryTracker() as tracker:
             train_step()
         rows.append({
-            "suite": "unet", "attention": attention, "batch": batch, "image_size": args["sample_size"],
+            "suite": "unet", "attention": attention, "batch": batch, "image_size": unet.sample_size,
             "params_m": sum(p.numel() for p in model.unet.parameters()) / 1e6,
             "qgfd": qgfd.to_dict() if attention == "qgfd" else None,
             "train_step_ms": median_ms(train_step, repeats), "forward_ms": median_ms(forward, repeats),

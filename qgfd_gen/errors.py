@@ -1,0 +1,55 @@
+"""Expected errors, and the one place that turns them into a one-line message and exit status 2.
+
+An expected error is the user's to fix (a missing file, a bad value, data that cannot be downloaded
+here); it says what is wrong and what would be right. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, Optional
+
+EXIT_USAGE = 2
+
+
+class QGFDError(Exception):
+    """Base of the errors a user can fix; commands print their message and exit with status 2."""
+
+
+class UsageError(QGFDError, ValueError):
+    """A bad value or a bad combination of options."""
+
+
+class DataUnavailableError(QGFDError, RuntimeError):
+    """Data (or weights) that are neither on disk nor downloadable here."""
+
+
+class CheckpointError(QGFDError, ValueError):
+    """A file that is not a checkpoint this workbench can load safely, or of the wrong kind."""
+
+
+# what the sampling and evaluation commands treat as the user's to fix: their argument checks raise
+# ValueError, and missing or unwritable paths raise OSError subclasses
+EXPECTED: tuple[type[BaseException], ...] = (QGFDError, ValueError, FileNotFoundError, NotADirectoryError,
+                                             IsADirectoryError, PermissionError)
+
+
+def command(main: Optional[Callable[..., Optional[int]]] = None, *,
+            expected: tuple[type[BaseException], ...] = EXPECTED) -> Callable:
+    """Wrap a console entry point: `expected` errors become `error: <message>` on stderr and exit status 2;
+    anything else keeps its traceback. The entry point's own return value (None = 0) is the exit status."""
+
+    def wrap(entry: Callable[..., Optional[int]]) -> Callable[..., int]:
+        @functools.wraps(entry)
+        def run(*args, **kwargs) -> int:
+            try:
+                code = entry(*args, **kwargs)
+            except expected as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            return 0 if code is None else code
+
+        return run
+
+    return wrap(main) if main is not None else wrap

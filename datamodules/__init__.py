@@ -1,9 +1,10 @@
 """LightningDataModules: where the data comes from."""
 
+from qgfd_gen.errors import DataUnavailableError
+
 from .images import (
     CelebADataModule,
     CIFAR10DataModule,
-    DataUnavailableError,
     DigitsDataModule,
     ImageDataModule,
     ImageFolderDataModule,

@@ -71,10 +71,16 @@ QM9_VOCAB = AtomVocabulary(QM9_ATOMS, QM9_MAX_ATOMS)
 ZINC_VOCAB = AtomVocabulary(ZINC_ATOMS, ZINC_MAX_ATOMS)
 
 
-def canonical_smiles(smiles: str, stereo: bool = False) -> Optional[str]:
-    """RDKit canonical SMILES (without stereo by default: graphs carry none), None if RDKit cannot parse it."""
-    mol = Chem.MolFromSmiles(smiles.strip())
-    return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=stereo)
+def canonical_smiles(sample: Optional[str]) -> Optional[str]:
+    """RDKit canonical SMILES without stereo (graphs carry none); None for an invalid sample (None, empty,
+    'None', or failing RDKit's parsing and sanitization, with no correction of any kind)."""
+    if sample is None:
+        return None
+    text = sample.strip()
+    if not text or text == "None":
+        return None
+    mol = Chem.MolFromSmiles(text)
+    return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=False)
 
 
 def mol_to_graph(mol: Chem.Mol, vocab: AtomVocabulary) -> tuple[Tensor, Tensor]:

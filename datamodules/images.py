@@ -7,9 +7,8 @@ they go, and how to fetch them.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import lightning as L
 import torch
@@ -17,12 +16,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms as T
 
+from qgfd_gen.downloads import download_or_explain
+from qgfd_gen.errors import DataUnavailableError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-DOWNLOAD_TIMEOUT_SECONDS = 20
-
-
-class DataUnavailableError(RuntimeError):
-    """Data that is neither on disk nor downloadable here."""
 
 
 def to_unit_range() -> Callable:
@@ -57,10 +54,6 @@ class ImageDataModule(L.LightningDataModule):
         self.flip, self.val_size, self.seed = flip, val_size, seed
         self.train_set: Optional[Dataset] = None
         self.val_set: Optional[Dataset] = None
-
-    @property
-    def channels(self) -> int:
-        return 3
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         raise NotImplementedError
@@ -97,17 +90,12 @@ class ImageFolderDataModule(ImageDataModule):
     def __init__(self, data_dir: str = "images", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
                  flip: bool = True, val_size: int = 1000, seed: int = 0, crop: Optional[int] = None, channels: int = 3):
         super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
-        self.crop = crop
-        self._channels = channels
-
-    @property
-    def channels(self) -> int:
-        return self._channels
+        self.crop, self.channels = crop, channels
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         files = list_images(self.data_dir)
-        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop, self._channels))
-        val = ImageFiles(files, image_transform(self.image_size, False, self.crop, self._channels))
+        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop, self.channels))
+        val = ImageFiles(files, image_transform(self.image_size, False, self.crop, self.channels))
         return self._split(train, val)
 
 
@@ -215,10 +203,6 @@ class DigitsDataModule(ImageDataModule):
                  flip: bool = False, val_size: int = 180, seed: int = 0):
         super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
 
-    @property
-    def channels(self) -> int:
-        return 1
-
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         from sklearn.datasets import load_digits
 
@@ -227,18 +211,3 @@ class DigitsDataModule(ImageDataModule):
         images = torch.nn.functional.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
         images = images.clamp(0, 1) * 2 - 1
         return self._split(TensorDataset(images, torch.tensor(digits.target)))
-
-
-def download_or_explain(download: Optional[Callable[[], Any]], message: str) -> Any:
-    """Run a download with a short socket timeout and return what it returns; turn any network failure
-    (or no download at all, when `download` is None) into one clear error carrying `message`."""
-    if download is None:
-        raise DataUnavailableError(f"{message}\n(not downloading)")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
-    try:
-        return download()
-    except Exception as error:  # urllib, socket, HTTP errors all mean the same thing here
-        raise DataUnavailableError(f"{message}\n(download failed: {type(error).__name__}: {error})") from None
-    finally:
-        socket.setdefaulttimeout(previous)

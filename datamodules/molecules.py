@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,10 +19,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from qgfd_gen.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, encode_smiles
+from qgfd_gen.downloads import download_or_explain, fetch_bytes
+from qgfd_gen.errors import DataUnavailableError
 from qgfd_gen.io import atomic_path
 
-from .images import DataUnavailableError, download_or_explain
+from .chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, encode_smiles
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -219,11 +219,6 @@ class SmilesDataModule(MoleculeDataModule):
         return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.column}"
 
 
-def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url) as response:
-        return response.read()
-
-
 def read_smiles_file(path: Path, column: Optional[str] = None) -> list[str]:
     path = Path(path)
     if not path.exists():
@@ -261,7 +256,7 @@ class ZINC250kDataModule(MoleculeDataModule):
             return path
         message = (f"ZINC250k file {str(path)!r} is missing. Download {self.URL} (MD5 {self.MD5}) and put it at "
                    f"{str(path)!r}, or pass --data.init_args.path to a copy.")
-        fetch = (lambda: _fetch(self.URL)) if self.path is None and self.download else None
+        fetch = (lambda: fetch_bytes(self.URL)) if self.path is None and self.download else None
         content = download_or_explain(fetch, message)
         digest = hashlib.md5(content).hexdigest()
         if digest != self.MD5:

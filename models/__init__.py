@@ -1,7 +1,13 @@
-"""LightningModules: what is trained."""
+"""Networks, diffusion processes and LightningModules: what is trained and how it samples."""
 
 from .callbacks import SampleGridCallback
+from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
+from .graph_diffusion import GraphDiffusion
+from .graph_transformer import GraphTransformerConfig
 from .image_diffusion import ImageDiffusion, SampleResult
 from .molecule_diffusion import MoleculeDiffusion, MoleculeSamples
+from .training import OptimizerConfig
+from .unet import UNetConfig
 
-__all__ = ["ImageDiffusion", "MoleculeDiffusion", "MoleculeSamples", "SampleGridCallback", "SampleResult"]
+__all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
+           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleResult", "UNetConfig"]

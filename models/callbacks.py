@@ -6,9 +6,8 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.utils import make_grid, save_image
 
-from qgfd_gen.io import atomic_path
+from sampling.grids import image_grid, write_image_grid
 
 
 class SampleGridCallback(L.Callback):
@@ -37,10 +36,7 @@ class SampleGridCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
-        grid = make_grid(result.images, nrow=int(self.num**0.5) or 1, padding=1)
-        path = folder / f"{name}.png"
-        with atomic_path(path) as tmp:
-            save_image(grid, tmp, format="png")
+        path = write_image_grid(result.images, folder / f"{name}.png")
         self.last_written = path
         if isinstance(trainer.logger, TensorBoardLogger):
-            trainer.logger.experiment.add_image("samples", grid, trainer.global_step)
+            trainer.logger.experiment.add_image("samples", image_grid(result.images), trainer.global_step)

@@ -5,6 +5,7 @@ noisy graph and predicts the clean atom and bond types. alpha = 0 is the plain g
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,25 @@ from torch import Tensor, nn
 
 from qgfd_gen import AdjacencyTransition
 from qgfd_gen.attention import QGFDAttention, QGFDConfig
+from qgfd_gen.config import coerce_config
+
+
+@dataclass
+class GraphTransformerConfig:
+    """Widths and depth of the graph transformer (node features, edge features, layers, heads)."""
+
+    node_dim: int = 128
+    edge_dim: int = 32
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def coerce(cls, value: "GraphTransformerConfig | dict | None") -> "GraphTransformerConfig":
+        return coerce_config(cls, value, "network")
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
@@ -53,11 +73,12 @@ class GraphTransformer(nn.Module):
     """(noisy atoms one-hot [B, n, A], noisy bonds one-hot [B, n, n, K], t in [0, 1] [B], node mask [B, n])
     -> (atom logits [B, n, A], bond logits [B, n, n, K], symmetric)."""
 
-    def __init__(self, num_atom_types: int, num_bond_types: int = 4, node_dim: int = 128, edge_dim: int = 32,
-                 layers: int = 4, heads: int = 4, qgfd: QGFDConfig | None = None, dropout: float = 0.0,
-                 max_atoms: int = 38):
+    def __init__(self, num_atom_types: int, num_bond_types: int = 4, config: GraphTransformerConfig | None = None,
+                 qgfd: QGFDConfig | None = None, max_atoms: int = 38):
         super().__init__()
+        config = config or GraphTransformerConfig()
         qgfd = qgfd or QGFDConfig(transition="adjacency")
+        node_dim, edge_dim = config.node_dim, config.edge_dim
         self.num_bond_types, self.max_atoms = num_bond_types, max_atoms
         extra = max_atoms + 1 + 8  # graph size one-hot, valence (sum of bond orders) one-hot
         self.node_in = nn.Linear(num_atom_types + extra, node_dim)
@@ -65,7 +86,8 @@ class GraphTransformer(nn.Module):
         self.time_node = nn.Sequential(nn.Linear(node_dim, node_dim), nn.SiLU(), nn.Linear(node_dim, node_dim))
         self.time_edge = nn.Linear(node_dim, edge_dim)
         self.layers = nn.ModuleList(
-            GraphTransformerLayer(node_dim, edge_dim, heads, qgfd, index, dropout) for index in range(layers)
+            GraphTransformerLayer(node_dim, edge_dim, config.heads, qgfd, index, config.dropout)
+            for index in range(config.layers)
         )
         self.node_out = nn.Sequential(nn.LayerNorm(node_dim), nn.Linear(node_dim, num_atom_types))
         self.edge_out = nn.Sequential(nn.LayerNorm(edge_dim), nn.Linear(edge_dim, num_bond_types))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from diffusers import UNet2DModel
@@ -10,6 +11,7 @@ from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
 
 from qgfd_gen.attention import QGFDConfig
+from qgfd_gen.config import coerce_config
 from qgfd_gen.processor import QGFDAttnProcessor, set_qgfd_processors
 
 ATTENTIONS = ("vanilla", "qgfd")
@@ -53,48 +55,66 @@ def use_transformer_blocks(unet: UNet2DModel, norm_num_groups: int, dropout: flo
     return replaced
 
 
-def build_unet(
-    sample_size: int,
-    in_channels: int,
-    block_out_channels: list[int],
-    down_block_types: list[str],
-    up_block_types: list[str],
-    layers_per_block: int = 2,
-    attention_head_dim: Optional[int] = None,
-    norm_num_groups: int = 32,
-    dropout: float = 0.0,
-    attention: str = "qgfd",
-    qgfd: Optional[QGFDConfig] = None,
-    attention_block: str = "attention",
-) -> UNet2DModel:
-    """UNet2DModel with QGFD processors on every attention module when attention == 'qgfd'.
+@dataclass
+class UNetConfig:
+    """The U-Net's architecture. The defaults are DDPM's CIFAR-10 U-Net (35.7M parameters): channels
+    128 x (1, 2, 2, 2), 2 res blocks per level, attention at 16x16 and in the middle block, dropout 0.1.
     `attention_head_dim=None` keeps one head per attention block, as the DDPM U-Net has.
-    attention_block='transformer' puts transformer blocks (attention + feed-forward) where the
-    attention blocks were."""
-    if attention not in ATTENTIONS:
-        raise ValueError(f"attention={attention!r}; choose one of {', '.join(ATTENTIONS)}")
-    if attention_block not in ATTENTION_BLOCKS:
-        raise ValueError(f"attention_block={attention_block!r}; choose one of {', '.join(ATTENTION_BLOCKS)}")
-    if len(down_block_types) != len(block_out_channels) or len(up_block_types) != len(block_out_channels):
-        raise ValueError(
-            f"block_out_channels has {len(block_out_channels)} levels but down_block_types has "
-            f"{len(down_block_types)} and up_block_types {len(up_block_types)}; they must match"
-        )
+    attention: vanilla | qgfd. attention_block: attention (diffusers' attention blocks) | transformer
+    (attention + feed-forward, `SpatialTransformer`)."""
+
+    sample_size: int = 32
+    in_channels: int = 3
+    block_out_channels: list[int] = field(default_factory=lambda: [128, 256, 256, 256])
+    down_block_types: list[str] = field(default_factory=lambda: ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"])
+    up_block_types: list[str] = field(default_factory=lambda: ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"])
+    layers_per_block: int = 2
+    attention_head_dim: Optional[int] = None
+    norm_num_groups: int = 32
+    dropout: float = 0.1
+    attention: str = "qgfd"
+    attention_block: str = "attention"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention={self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if self.attention_block not in ATTENTION_BLOCKS:
+            raise ValueError(f"attention_block={self.attention_block!r}; choose one of {', '.join(ATTENTION_BLOCKS)}")
+        levels = len(self.block_out_channels)
+        if len(self.down_block_types) != levels or len(self.up_block_types) != levels:
+            raise ValueError(
+                f"block_out_channels has {levels} levels but down_block_types has "
+                f"{len(self.down_block_types)} and up_block_types {len(self.up_block_types)}; they must match"
+            )
+        self.block_out_channels, self.down_block_types = list(self.block_out_channels), list(self.down_block_types)
+        self.up_block_types = list(self.up_block_types)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def coerce(cls, value: "UNetConfig | dict | None") -> "UNetConfig":
+        return coerce_config(cls, value, "unet")
+
+
+def build_unet(config: UNetConfig, qgfd: Optional[QGFDConfig] = None) -> UNet2DModel:
+    """UNet2DModel from the config, with QGFD processors on every attention module when
+    config.attention == 'qgfd' (QGFD's settings from `qgfd`)."""
     unet = UNet2DModel(
-        sample_size=sample_size,
-        in_channels=in_channels,
-        out_channels=in_channels,
-        block_out_channels=tuple(block_out_channels),
-        down_block_types=tuple(down_block_types),
-        up_block_types=tuple(up_block_types),
-        layers_per_block=layers_per_block,
-        attention_head_dim=attention_head_dim,
-        norm_num_groups=norm_num_groups,
-        dropout=dropout,
+        sample_size=config.sample_size,
+        in_channels=config.in_channels,
+        out_channels=config.in_channels,
+        block_out_channels=tuple(config.block_out_channels),
+        down_block_types=tuple(config.down_block_types),
+        up_block_types=tuple(config.up_block_types),
+        layers_per_block=config.layers_per_block,
+        attention_head_dim=config.attention_head_dim,
+        norm_num_groups=config.norm_num_groups,
+        dropout=config.dropout,
         add_attention=True,
     )
-    if attention_block == "transformer":
-        use_transformer_blocks(unet, norm_num_groups, dropout)
-    if attention == "qgfd":
+    if config.attention_block == "transformer":
+        use_transformer_blocks(unet, config.norm_num_groups, config.dropout)
+    if config.attention == "qgfd":
         set_qgfd_processors(unet, qgfd or QGFDConfig())
     return unet

@@ -1,0 +1,74 @@
+"""What both diffusion LightningModules share: the trained network and its EMA, the optimiser, plain-data
+hyper-parameters, and the record that tells a checkpoint's kind without guessing from its keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+from torch import nn
+
+from qgfd_gen.attention import mean_qgfd_iterations
+from qgfd_gen.checkpoints import RECORD_KEY, check_kind, make_record, read_checkpoint, record_of
+
+from .training import OptimizerConfig, adamw_with_warmup, exponential_moving_average
+
+
+class DiffusionModule(L.LightningModule):
+    """Subclasses set `kind` ("images" / "molecules") and call `build_training(network, optimizer)`."""
+
+    kind: str = ""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loading, after a cheap safe look (memory-mapped, plain data only) at the checkpoint's
+        record: a file of the other kind, an old format or an unsafe file is refused before anything is built."""
+        if isinstance(checkpoint_path, (str, Path)):
+            check_kind(record_of(read_checkpoint(checkpoint_path), checkpoint_path), cls.kind, checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def build_training(self, network: nn.Module, optimizer: OptimizerConfig) -> None:
+        self.optimizer_config = optimizer
+        self.ema = exponential_moving_average(network, optimizer.ema_decay)
+
+    def plain_hyperparameters(self, **configs: Any) -> None:
+        """Store config dataclasses in hparams as plain mappings: checkpoints then hold tensors and plain
+        data only (they load with weights_only=True) and YAML hparams read like the configs."""
+        for name, value in configs.items():
+            self.hparams[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    @property
+    def network(self) -> nn.Module:
+        """The network being trained (the EMA copy is `self.ema.module`)."""
+        raise NotImplementedError
+
+    def sampling_network(self, use_ema: bool) -> nn.Module:
+        return self.ema.module if use_ema else self.network
+
+    def counting_network(self, use_ema: bool) -> tuple[Callable[..., Any], list[float]]:
+        """The sampling network as a function, and a list that collects QGFD's mean iterations of each call."""
+        net, iterations = self.sampling_network(use_ema), []
+
+        def call(*inputs: Any) -> Any:
+            output = net(*inputs)
+            used = mean_qgfd_iterations(net)
+            if used is not None:
+                iterations.append(used)
+            return output
+
+        return call, iterations
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.ema.update_parameters(self.network)
+
+    def configure_optimizers(self) -> dict:
+        return adamw_with_warmup(self.network.parameters(), self.optimizer_config)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        checkpoint[RECORD_KEY] = make_record(self.kind, datamodule)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_kind(record_of(checkpoint, "the checkpoint"), self.kind, "the checkpoint")

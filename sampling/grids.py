@@ -13,9 +13,14 @@ from torchvision.utils import make_grid, save_image
 from qgfd_gen.io import atomic_path
 
 
+def image_grid(images: Tensor, nrow: Optional[int] = None) -> Tensor:
+    """images [N, C, H, W] in [0, 1] as one [C, H', W'] grid, about square, on a white background."""
+    return make_grid(images, nrow=nrow or max(1, int(math.ceil(math.sqrt(len(images))))), padding=2, pad_value=1.0)
+
+
 def write_image_grid(images: Tensor, path: str | Path, nrow: Optional[int] = None) -> Path:
     """images [N, C, H, W] in [0, 1] as one PNG grid."""
-    grid = make_grid(images, nrow=nrow or max(1, int(math.ceil(math.sqrt(len(images))))), padding=2, pad_value=1.0)
+    grid = image_grid(images, nrow)
     with atomic_path(path) as tmp:
         save_image(grid, tmp, format="png")
     return Path(path)

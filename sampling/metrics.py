@@ -17,28 +17,16 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import torch
-from rdkit import Chem, RDLogger
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-RDLogger.DisableLog("rdApp.*")
+from datamodules.chemistry import canonical_smiles
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 
 
 # ------------------------------------------------------------------------------------------------ molecules
-def canonicalize(sample: Optional[str]) -> Optional[str]:
-    """Canonical SMILES of a sample, None for invalid ones (None, empty, 'None', or failing sanitization)."""
-    if sample is None:
-        return None
-    text = sample.strip()
-    if not text or text == "None":
-        return None
-    mol = Chem.MolFromSmiles(text)  # parses and sanitizes; no correction of any kind
-    return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=False)
-
-
 def smiles_hash(smiles: str) -> int:
     return int.from_bytes(hashlib.blake2b(smiles.encode(), digest_size=8).digest(), "little", signed=True)
 
@@ -50,14 +38,14 @@ class MoleculeMetrics(Metric):
 
     def __init__(self, train_smiles: Iterable[str], **kwargs):
         super().__init__(**kwargs)
-        train = {c for c in (canonicalize(s) for s in train_smiles) if c is not None}
+        train = {c for c in (canonical_smiles(s) for s in train_smiles) if c is not None}
         self.register_buffer("train_hashes", torch.tensor(sorted(smiles_hash(s) for s in train), dtype=torch.long), persistent=False)
         self.add_state("total", torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("valid", torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("hashes", default=[], dist_reduce_fx="cat")
 
     def update(self, samples: Sequence[Optional[str]]) -> None:
-        canonical = [canonicalize(s) for s in samples]
+        canonical = [canonical_smiles(s) for s in samples]
         valid = [c for c in canonical if c is not None]
         self.total += len(canonical)
         self.valid += len(valid)
@@ -87,7 +75,7 @@ class ChemNetReference:
 
         self._fcd = fcd
         self.model = fcd.load_ref_model()
-        self.mean, self.cov = self._statistics([c for c in (canonicalize(s) for s in smiles) if c])
+        self.mean, self.cov = self._statistics([c for c in (canonical_smiles(s) for s in smiles) if c])
 
     def _statistics(self, smiles: Sequence[str]):
         import numpy as np
@@ -97,7 +85,7 @@ class ChemNetReference:
 
     def distance(self, samples: Sequence[Optional[str]]) -> float:
         """FCD of the valid samples (canonicalised) to the reference; NaN with fewer than two."""
-        valid = [c for c in (canonicalize(s) for s in samples) if c]
+        valid = [c for c in (canonical_smiles(s) for s in samples) if c]
         if len(valid) < 2:
             return float("nan")
         mean, cov = self._statistics(valid)

@@ -11,22 +11,12 @@ import argparse
 import sys
 from typing import Optional
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from models.loading import load_model
+from models.gaussian_diffusion import SAMPLERS
+from qgfd_gen.errors import command
 
-from .checkpoints import CheckpointError, load_model
 from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
-
-
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), transient=False)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: need a positive integer")
-    return value
+from .options import positive_int, progress_bar
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     images = sub.add_parser("images", help="an image grid (and optionally every image, an .npz)")
     images.add_argument("--ckpt", required=True)
     images.add_argument("--num", type=positive_int, default=64)
-    images.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++"], default="ddim")
-    images.add_argument("--steps", type=positive_int, default=50)
+    images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    images.add_argument("--steps", type=positive_int, default=50, help="sampler steps")
     images.add_argument("--eta", type=float, default=0.0)
     images.add_argument("--seed", type=int, default=0)
     images.add_argument("--out", default="grid.png")
@@ -48,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     mols = sub.add_parser("molecules", help="an RDKit grid and a SMILES file (empty line = invalid)")
     mols.add_argument("--ckpt", required=True)
     mols.add_argument("--num", type=positive_int, default=100)
-    mols.add_argument("--steps", type=positive_int, default=None, help="reverse steps (default: all diffusion steps)")
+    mols.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
     mols.add_argument("--seed", type=int, default=0)
     mols.add_argument("--out", default="molecules.png")
     mols.add_argument("--smiles", default="molecules.smi")
@@ -80,7 +70,7 @@ def sample_images(args: argparse.Namespace) -> None:
 def sample_molecules(args: argparse.Namespace) -> None:
     model = load_model(args.ckpt, "molecules", args.device)
     with progress_bar() as bar:
-        task = bar.add_task(f"{args.steps or model.hparams.diffusion_steps} steps", total=args.num)
+        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=args.num)
         result = model.sample(args.num, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
                               batch_size=args.batch_size, correct=args.correct, progress=lambda n: bar.advance(task, n))
     write_smiles(result.smiles, args.smiles)
@@ -90,13 +80,10 @@ def sample_molecules(args: argparse.Namespace) -> None:
           f"({100 * valid / args.num:.1f}%{', with valency correction' if args.correct else ''}), {result.seconds:.1f} s")
 
 
+@command
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        (sample_images if args.kind == "images" else sample_molecules)(args)
-    except (CheckpointError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    (sample_images if args.kind == "images" else sample_molecules)(args)
     return 0
 
 

@@ -1,0 +1,109 @@
+"""`qgfd-eval images`: FID / IS (InceptionV3 or a given feature extractor) and NLL against sampler steps."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from models.loading import load_datamodule, load_model
+from qgfd_gen.errors import CheckpointError
+from qgfd_gen.io import atomic_path, file_digest
+
+from .metrics import ImageQuality, InceptionUnavailable
+from .results import SweepResults
+from .sweep import run_sweep
+
+IMAGE_METRICS = ("fid", "is", "nll")
+
+
+def first_images(dataset, count: int) -> torch.Tensor:
+    """The first `count` images of a data set (items may be (image, label)), in [-1, 1]: a fixed,
+    reproducible set."""
+    items = [dataset[index] for index in range(min(count, len(dataset)))]
+    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
+
+
+def build_image_quality(args, metrics: list[str]) -> tuple[Optional[ImageQuality], Optional[str], str]:
+    """The FID/IS metric object (or None with the reason) and an id of its feature extractor."""
+    want_fid, want_is = "fid" in metrics, "is" in metrics
+    if not (want_fid or want_is):
+        return None, None, ""
+    if args.feature_extractor:
+        extractor = torch.jit.load(args.feature_extractor, map_location="cpu").eval()
+        quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is)
+        return quality, None, "custom-" + file_digest(args.feature_extractor)
+    try:
+        return ImageQuality(None, args.inception_weights, want_fid, want_is), None, "inception-v3"
+    except InceptionUnavailable as error:
+        return None, str(error), ""
+
+
+def load_or_compute_real_statistics(quality: ImageQuality, datamodule, args, extractor_id: str) -> None:
+    """Real-image FID statistics, cached beside the data per data set, resolution, extractor and count."""
+    if datamodule is None:
+        raise CheckpointError("the checkpoint names no data module, so there are no real images for FID")
+    size = getattr(datamodule, "image_size", "x")
+    name = f"fid-stats-{type(datamodule).__name__}-{size}px-{extractor_id}-{args.num_samples}.pt"
+    path = Path(datamodule.data_dir) / name
+    if path.exists():
+        quality.load_real_state(torch.load(path, weights_only=True))
+        return
+    datamodule.setup("fit")
+    images = (first_images(datamodule.train_set, args.num_samples) + 1) / 2
+    for lo in range(0, len(images), args.batch_size):
+        quality.update_real(images[lo : lo + args.batch_size])
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in quality.real_state().items()}, tmp)
+
+
+def held_out_nll(model, datamodule, args) -> Optional[float]:
+    if datamodule is None:
+        print("warning: the checkpoint names no data module: NLL not computed", file=sys.stderr)
+        return None
+    datamodule.setup("fit")
+    images = first_images(datamodule.val_set, args.nll_images)
+    start = time.perf_counter()
+    nll = float(model.nll_bits_per_dim(images, timesteps=args.nll_timesteps, seed=args.seed).mean())
+    print(f"NLL {nll:.4f} bits/dim on {len(images)} held-out images "
+          f"({args.nll_timesteps or 'all'} timesteps, {time.perf_counter() - start:.1f} s)")
+    return nll
+
+
+def evaluate_images(args) -> int:
+    model = load_model(args.ckpt, "images", args.device)
+    datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
+    quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
+    if unavailable:
+        print(f"warning: {unavailable}", file=sys.stderr)
+    out = Path(args.out or f"eval-images-{Path(args.ckpt).stem}")
+    meta = {"checkpoint": str(args.ckpt), "checkpoint_sha256": file_digest(args.ckpt), "sampler": args.sampler,
+            "eta": args.eta, "num_samples": args.num_samples, "seed": args.seed, "metrics": args.metrics,
+            "feature_extractor": extractor_id or None, "not_computed": unavailable}
+    results = SweepResults(out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
+    if quality is not None and quality.fid is not None:
+        load_or_compute_real_statistics(quality, datamodule, args, extractor_id)
+    nll = held_out_nll(model, datamodule, args) if "nll" in args.metrics else None
+
+    def draw(setting, advance):
+        return model.sample(args.num_samples, sampler=args.sampler, steps=setting["sampler_steps"], eta=args.eta,
+                            seed=args.seed, batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
+
+    def score(result) -> dict[str, Any]:
+        scores = {}
+        if quality is not None:
+            quality.reset_fake()
+            for lo in range(0, len(result.images), args.batch_size):
+                quality.update_fake(result.images[lo : lo + args.batch_size])
+            scores.update(quality.compute())
+        if nll is not None:
+            scores["nll_bpd"] = nll
+        return scores
+
+    run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"))
+    plot = results.plot(f"{Path(args.ckpt).name}: {args.sampler}, {args.num_samples} samples")
+    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
+    return 2 if unavailable else 0

@@ -13,68 +13,28 @@ from qgfd_gen import (
     qgfd_fixed_point,
     qgfd_reference,
 )
-from qgfd_gen.transitions import grid_matrix
-
-B, HEADS, LQ, N, D = 2, 3, 5, 12, 4  # N = 3 x 4 grid
-
-
-def qkv(dtype=torch.float64, n=N, lq=LQ, seed=0, requires_grad=False):
-    g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(B, HEADS, L, D, generator=g, dtype=dtype) for L in (lq, n, n))
-    return [t.requires_grad_(requires_grad) for t in (q, k, v)]
-
-
-def random_graph(n=N, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    adjacency = (torch.rand(B, n, n, generator=g) < 0.3).double()
-    adjacency[:, 2] = 0.0  # an isolated row: must become a self loop
-    return adjacency
-
-
-def transitions():
-    adjacency = random_graph()
-    batch, row, col = adjacency.nonzero(as_tuple=True)
-    return {
-        "grid8": GridTransition(3, 4, neighbours=8),
-        "grid4": GridTransition(3, 4, neighbours=4),
-        "knn": KNNTransition(k=3, chunk_size=5),
-        "dense": DenseTransition(),
-        "adjacency-dense": AdjacencyTransition(adjacency),
-        "adjacency-sparse": AdjacencyTransition(edge_index=torch.stack([row, col]), edge_batch=batch),
-        "matrix": torch.softmax(torch.randn(N, N, dtype=torch.float64), -1),
-    }
+from operator_cases import B, HEADS, N, qkv, random_graph, transitions
 
 
 @pytest.mark.parametrize("name", list(transitions()))
 def test_fast_form_equals_seed_formula(name):
     q, k, v = qkv()
     transition = transitions()[name]
-    for alpha, steps in [(0.3, 1), (0.7, 6), (0.95, 20)]:
-        fast = qgfd_attention(q, k, v, transition, alpha=alpha, steps=steps)
-        slow = qgfd_reference(q, k, v, transition, alpha=alpha, steps=steps)
-        assert (fast - slow).abs().max() < 1e-10, (name, alpha, steps)
+    for alpha, iterations in [(0.3, 1), (0.7, 6), (0.95, 20)]:
+        fast = qgfd_attention(q, k, v, transition, alpha=alpha, iterations=iterations)
+        slow = qgfd_reference(q, k, v, transition, alpha=alpha, iterations=iterations)
+        assert (fast - slow).abs().max() < 1e-10, (name, alpha, iterations)
 
 
 @pytest.mark.parametrize("name", list(transitions()))
-def test_alpha_zero_or_no_steps_is_sdpa(name):
+def test_alpha_zero_or_no_iterations_is_sdpa(name):
     q, k, v = qkv(torch.float32)
     transition = transitions()[name]
     if isinstance(transition, torch.Tensor):
         transition = transition.float()
     sdpa = F.scaled_dot_product_attention(q, k, v)
-    assert (qgfd_attention(q, k, v, transition, alpha=0.0, steps=5) - sdpa).abs().max() < 1e-6
-    assert (qgfd_attention(q, k, v, transition, alpha=0.8, steps=0) - sdpa).abs().max() < 1e-6
-
-
-def test_grid_transition_is_the_degree_normalised_pixel_graph():
-    matrix = grid_matrix(3, 4, 8)
-    assert torch.allclose(matrix.sum(1), torch.ones(12, dtype=torch.float64))
-    assert matrix[0, 0] == pytest.approx(1 / 4)  # corner: itself and 3 neighbours
-    assert matrix[5, 5] == pytest.approx(1 / 9)  # interior
-    assert grid_matrix(3, 4, 4)[5, 5] == pytest.approx(1 / 5)
-    h = torch.randn(1, 1, 12, 2, dtype=torch.float64)
-    op = GridTransition(3, 4).bind(h)
-    assert torch.allclose(op.matmul(h), matrix @ h)
+    assert (qgfd_attention(q, k, v, transition, alpha=0.0, iterations=5) - sdpa).abs().max() < 1e-6
+    assert (qgfd_attention(q, k, v, transition, alpha=0.8, iterations=0) - sdpa).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("name", ["grid8", "knn", "dense", "adjacency-sparse"])
@@ -82,9 +42,9 @@ def test_converges_to_closed_form_and_residual_decays_like_alpha_power(name):
     q, k, v = qkv()
     transition, alpha = transitions()[name], 0.6
     limit = qgfd_fixed_point(q, k, v, transition, alpha=alpha)
-    assert (qgfd_attention(q, k, v, transition, alpha=alpha, steps=80) - limit).abs().max() < 1e-12
+    assert (qgfd_attention(q, k, v, transition, alpha=alpha, iterations=80) - limit).abs().max() < 1e-12
     residuals = [
-        qgfd_attention(q, k, v, transition, alpha=alpha, steps=t, return_stats=True)[1].residual.max().item()
+        qgfd_attention(q, k, v, transition, alpha=alpha, iterations=t, return_stats=True)[1].residual.max().item()
         for t in range(1, 12)
     ]
     for t in range(1, len(residuals)):
@@ -97,59 +57,27 @@ def test_gradcheck_q_k_v(name):
     transition = transitions()[name]
     if name == "knn":  # P is held fixed (grad=False): gradients flow through q, v and the final softmax only
         k = k.detach()
-        assert torch.autograd.gradcheck(lambda q, v: qgfd_attention(q, k, v, transition, alpha=0.6, steps=3), (q, v))
+        assert torch.autograd.gradcheck(lambda q, v: qgfd_attention(q, k, v, transition, alpha=0.6, iterations=3), (q, v))
         return
-    assert torch.autograd.gradcheck(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=0.6, steps=3), (q, k, v))
+    assert torch.autograd.gradcheck(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=0.6, iterations=3), (q, k, v))
 
 
 def test_gradcheck_through_p():
     q, k, v = qkv(requires_grad=True, lq=3)
     assert torch.autograd.gradcheck(
-        lambda q, k, v: qgfd_attention(q, k, v, DenseTransition(), alpha=0.6, steps=3), (q, k, v)
+        lambda q, k, v: qgfd_attention(q, k, v, DenseTransition(), alpha=0.6, iterations=3), (q, k, v)
     )
     assert torch.autograd.gradcheck(
-        lambda q, k, v: qgfd_attention(q, k, v, KNNTransition(3, grad=True), alpha=0.6, steps=3), (q, k, v)
+        lambda q, k, v: qgfd_attention(q, k, v, KNNTransition(3, grad=True), alpha=0.6, iterations=3), (q, k, v)
     )
     logits = torch.randn(N, N, dtype=torch.float64, requires_grad=True)
     q, k, v = (t.detach() for t in (q, k, v))
     assert torch.autograd.gradcheck(
-        lambda l: qgfd_attention(q, k, v, torch.softmax(l, -1), alpha=0.6, steps=3), (logits,)
+        lambda l: qgfd_attention(q, k, v, torch.softmax(l, -1), alpha=0.6, iterations=3), (logits,)
     )
     # alpha itself, as a learnable tensor
     alpha = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a: qgfd_attention(q, k, v, GridTransition(3, 4), alpha=a, steps=3), (alpha,))
-
-
-def test_knn_gradient_flag():
-    _, k, _ = qkv(requires_grad=True)
-    assert not KNNTransition(3).bind(k).weight.requires_grad
-    assert KNNTransition(3, grad=True).bind(k).weight.requires_grad
-
-
-def test_knn_chunking_does_not_change_p():
-    _, k, _ = qkv()
-    whole = KNNTransition(4, chunk_size=1000).bind(k).to_dense()
-    chunked = KNNTransition(4, chunk_size=5).bind(k).to_dense()
-    assert torch.allclose(whole, chunked, rtol=0, atol=1e-12)
-    assert torch.allclose(whole.sum(-1), torch.ones_like(whole.sum(-1)))
-    assert int((whole > 0).sum(-1).max()) == 4
-
-
-def test_sparse_and_dense_adjacency_agree():
-    q, k, v = qkv()
-    adjacency = random_graph()
-    adjacency = adjacency * torch.rand_like(adjacency)  # weighted
-    batch, row, col = adjacency.nonzero(as_tuple=True)
-    sparse = AdjacencyTransition(edge_index=torch.stack([row, col]), edge_weight=adjacency[batch, row, col], edge_batch=batch)
-    dense = AdjacencyTransition(adjacency)
-    assert torch.allclose(sparse.bind(k).to_dense(), dense.bind(k).to_dense())
-    a = qgfd_attention(q, k, v, sparse, alpha=0.7, steps=5)
-    b = qgfd_attention(q, k, v, dense, alpha=0.7, steps=5)
-    assert (a - b).abs().max() < 1e-12
-    # a shared graph [N, N] equals the same graph repeated per batch element
-    shared = AdjacencyTransition(adjacency[0])
-    repeated = AdjacencyTransition(adjacency[0].expand(B, N, N))
-    assert torch.allclose(qgfd_attention(q, k, v, shared, alpha=0.5, steps=3), qgfd_attention(q, k, v, repeated, alpha=0.5, steps=3))
+    assert torch.autograd.gradcheck(lambda a: qgfd_attention(q, k, v, GridTransition(3, 4), alpha=a, iterations=3), (alpha,))
 
 
 @pytest.mark.parametrize("kind", ["adjacency-dense", "adjacency-sparse", "knn", "dense"])
@@ -172,55 +100,55 @@ def test_padding_invariance(kind):
             return AdjacencyTransition(edge_index=torch.stack([row, col]), edge_batch=batch)
         return KNNTransition(3) if kind == "knn" else DenseTransition()
 
-    padded = qgfd_attention(q, k, v, transition(adjacency), alpha=0.7, steps=5, key_padding_mask=mask)
+    padded = qgfd_attention(q, k, v, transition(adjacency), alpha=0.7, iterations=5, key_padding_mask=mask)
     for b, n in enumerate(n_real):
         alone = qgfd_attention(
             q[b : b + 1, :, :n], k[b : b + 1, :, :n], v[b : b + 1, :, :n], transition(adjacency[b : b + 1, :n, :n]),
-            alpha=0.7, steps=5,
+            alpha=0.7, iterations=5,
         )
         assert (padded[b : b + 1, :, :n] - alone).abs().max() < 1e-12, b
-    reference = qgfd_reference(q, k, v, transition(adjacency), alpha=0.7, steps=5, key_padding_mask=mask)
+    reference = qgfd_reference(q, k, v, transition(adjacency), alpha=0.7, iterations=5, key_padding_mask=mask)
     assert (padded - reference).abs().max() < 1e-10
 
 
-def test_early_stopping_stops_each_sample_at_its_first_residual_under_eps():
+def test_early_stopping_stops_each_sample_at_its_first_residual_under_tol():
     q, k, v = qkv()
     v = v * torch.tensor([1.0, 100.0], dtype=torch.float64)[:, None, None, None]  # samples converge at different steps
-    transition, alpha, eps = GridTransition(3, 4), 0.5, 1e-3
+    transition, alpha, tol = GridTransition(3, 4), 0.5, 1e-3
     residuals = torch.stack([
-        qgfd_attention(q, k, v, transition, alpha=alpha, steps=t, return_stats=True)[1].residual for t in range(1, 40)
+        qgfd_attention(q, k, v, transition, alpha=alpha, iterations=t, return_stats=True)[1].residual for t in range(1, 40)
     ])  # [t, B]: the residual of step t (1-based)
-    expected = [(int((residuals[:, b] < eps).nonzero()[0]) + 1) for b in range(B)]
+    expected = [(int((residuals[:, b] < tol).nonzero()[0]) + 1) for b in range(B)]
     assert expected[0] != expected[1]
-    out, stats = qgfd_attention(q, k, v, transition, alpha=alpha, steps=40, eps=eps, return_stats=True)
-    assert stats.steps_used.tolist() == expected
-    assert (stats.residual < eps).all()
+    out, stats = qgfd_attention(q, k, v, transition, alpha=alpha, iterations=40, tol=tol, return_stats=True)
+    assert stats.iterations_used.tolist() == expected
+    assert (stats.residual < tol).all()
     for b in range(B):  # each sample's output is the fixed-step output at its own stopping step
-        fixed = qgfd_attention(q, k, v, transition, alpha=alpha, steps=expected[b])
+        fixed = qgfd_attention(q, k, v, transition, alpha=alpha, iterations=expected[b])
         assert torch.allclose(out[b], fixed[b], atol=0, rtol=0)
-    capped = qgfd_attention(q, k, v, transition, alpha=alpha, steps=2, eps=eps, return_stats=True)[1]
-    assert capped.steps_used.tolist() == [2, 2]
+    capped = qgfd_attention(q, k, v, transition, alpha=alpha, iterations=2, tol=tol, return_stats=True)[1]
+    assert capped.iterations_used.tolist() == [2, 2]
 
 
 def test_per_head_alpha():
     q, k, v = qkv()
     alpha = torch.tensor([0.0, 0.5, 0.9], dtype=torch.float64)
-    out = qgfd_attention(q, k, v, GridTransition(3, 4), alpha=alpha, steps=4)
+    out = qgfd_attention(q, k, v, GridTransition(3, 4), alpha=alpha, iterations=4)
     for h in range(HEADS):
-        one = qgfd_attention(q, k, v, GridTransition(3, 4), alpha=float(alpha[h]), steps=4)
+        one = qgfd_attention(q, k, v, GridTransition(3, 4), alpha=float(alpha[h]), iterations=4)
         assert torch.allclose(out[:, h], one[:, h])
-    assert torch.allclose(out, qgfd_reference(q, k, v, GridTransition(3, 4), alpha=alpha, steps=4))
+    assert torch.allclose(out, qgfd_reference(q, k, v, GridTransition(3, 4), alpha=alpha, iterations=4))
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(alpha=1.0, steps=2), "alpha=1.0"),
-        (dict(alpha=-0.1, steps=2), "alpha=-0.1"),
-        (dict(alpha=0.5, steps=-1), "steps=-1"),
-        (dict(alpha=0.5, steps=2.5), "steps=2.5"),
-        (dict(alpha=0.5, steps=2, eps=0.0), "eps=0.0"),
-        (dict(alpha=0.5, steps=2, eps=-1e-3), "eps=-0.001"),
+        (dict(alpha=1.0, iterations=2), "alpha=1.0"),
+        (dict(alpha=-0.1, iterations=2), "alpha=-0.1"),
+        (dict(alpha=0.5, iterations=-1), "iterations=-1"),
+        (dict(alpha=0.5, iterations=2.5), "iterations=2.5"),
+        (dict(alpha=0.5, iterations=2, tol=0.0), "tol=0.0"),
+        (dict(alpha=0.5, iterations=2, tol=-1e-3), "tol=-0.001"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, message):
@@ -232,21 +160,21 @@ def test_bad_arguments_name_the_value(kwargs, message):
 def test_bad_shapes_and_transitions():
     q, k, v = qkv()
     with pytest.raises(ValueError, match="rows must sum to 1"):
-        qgfd_attention(q, k, v, torch.rand(N, N, dtype=torch.float64) + 0.1, alpha=0.5, steps=2)
+        qgfd_attention(q, k, v, torch.rand(N, N, dtype=torch.float64) + 0.1, alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match=r"\[12, 12\]"):
-        qgfd_attention(q, k, v, torch.eye(5, dtype=torch.float64), alpha=0.5, steps=2)
+        qgfd_attention(q, k, v, torch.eye(5, dtype=torch.float64), alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match="needs N = 16"):
-        qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.5, steps=2)
+        qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match="must agree"):
-        qgfd_attention(q, k[:, :, :5], v, GridTransition(3, 4), alpha=0.5, steps=2)
+        qgfd_attention(q, k[:, :, :5], v, GridTransition(3, 4), alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match=r"\[B, H, L, d\]"):
-        qgfd_attention(q[0], k, v, GridTransition(3, 4), alpha=0.5, steps=2)
+        qgfd_attention(q[0], k, v, GridTransition(3, 4), alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match="neighbours=6"):
         GridTransition(3, 4, neighbours=6)
     with pytest.raises(TypeError, match="transition must be"):
-        qgfd_attention(q, k, v, "grid", alpha=0.5, steps=2)
+        qgfd_attention(q, k, v, "grid", alpha=0.5, iterations=2)
     with pytest.raises(ValueError, match="key_padding_mask"):
-        qgfd_attention(q, k, v, DenseTransition(), alpha=0.5, steps=2, key_padding_mask=torch.zeros(B, N))
+        qgfd_attention(q, k, v, DenseTransition(), alpha=0.5, iterations=2, key_padding_mask=torch.zeros(B, N))
 
 
 def test_attention_bias_with_padding_matches_reference():
@@ -255,8 +183,8 @@ def test_attention_bias_with_padding_matches_reference():
     mask = torch.zeros(B, N, dtype=torch.bool)
     mask[1, 9:] = True
     transition = AdjacencyTransition(random_graph())
-    fast = qgfd_attention(q, k, v, transition, alpha=0.6, steps=4, key_padding_mask=mask, attn_bias=bias)
-    slow = qgfd_reference(q, k, v, transition, alpha=0.6, steps=4, key_padding_mask=mask, attn_bias=bias)
+    fast = qgfd_attention(q, k, v, transition, alpha=0.6, iterations=4, key_padding_mask=mask, attn_bias=bias)
+    slow = qgfd_reference(q, k, v, transition, alpha=0.6, iterations=4, key_padding_mask=mask, attn_bias=bias)
     assert (fast - slow).abs().max() < 1e-10
     plain = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    assert (qgfd_attention(q, k, v, transition, alpha=0.0, steps=4, attn_bias=bias) - plain).abs().max() < 1e-12
+    assert (qgfd_attention(q, k, v, transition, alpha=0.0, iterations=4, attn_bias=bias) - plain).abs().max() < 1e-12

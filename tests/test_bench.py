@@ -1,0 +1,31 @@
+"""qgfd-bench at tiny sizes: the operator suite writes its JSON, the U-Net suite compares on equal weights."""
+
+import json
+
+import pytest
+
+from conftest import TINY_UNET
+from models import UNetConfig
+from qgfd_gen.commands.bench import main as bench_main
+from qgfd_gen.commands.bench_unet import unet_suite
+
+
+def test_operator_suite_writes_rows_with_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench_main(["--sizes", "16", "--modes", "grid,knn", "--repeats", "1", "--iterations", "2",
+                       "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["mode"] for r in rows] == ["grid", "knn"]
+    assert all(r["ratio_forward_backward_vs_sdpa"] > 0 and r["iterations"] == 2 for r in rows)
+
+
+def test_unet_suite_on_a_tiny_unet():
+    rows = unet_suite(batch=2, repeats=1, progress=lambda text: None, unet=UNetConfig(**TINY_UNET))
+    assert [r["attention"] for r in rows] == ["vanilla", "qgfd"]
+    assert rows[0]["train_step_ratio_vs_vanilla"] == 1.0 and rows[1]["train_step_ms"] > 0
+
+
+def test_bad_arguments_exit_with_a_message(capsys):
+    with pytest.raises(SystemExit):
+        bench_main(["--sizes", "16,x"])
+    assert "16,x" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""The `lightning` command: every config builds, training runs and resumes, data missing offline stops it plainly.
+The runs through `lightning fit` are marked slow; the README's test command runs them too."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import CONFIGS
+from datamodules import ImageFolderDataModule
+from models import ImageDiffusion, MoleculeDiffusion
+from qgfd_gen.commands.lightning import main, run_cli
+
+IMAGE_CONFIGS = ["digits", "cifar", "cifar-vanilla", "cifar-cpu", "celeba"]
+MOLECULE_CONFIGS = ["qm9-cpu", "qm9", "zinc"]
+
+
+@pytest.mark.parametrize("name", IMAGE_CONFIGS + MOLECULE_CONFIGS)
+def test_config_parses_and_builds(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = run_cli(["-c", str(CONFIGS / f"{name}.yaml")], run=False)
+    if name in MOLECULE_CONFIGS:
+        assert isinstance(cli.model, MoleculeDiffusion) and cli.model.hparams["qgfd"]["transition"] == "adjacency"
+        return
+    assert isinstance(cli.model, ImageDiffusion)
+    assert cli.model.unet_config.attention == ("vanilla" if name == "cifar-vanilla" else "qgfd")
+    if name.startswith("cifar") and name != "cifar-cpu":
+        params = sum(p.numel() for p in cli.model.unet.parameters())
+        assert abs(params - 35.7e6) < 0.1e6, params
+
+
+def _fit(tmp_path, config, *extra):
+    return main(["fit", "-c", str(CONFIGS / config), "--trainer.enable_progress_bar", "false",
+                 "--trainer.enable_model_summary", "false", *extra])
+
+
+@pytest.mark.slow
+def test_lightning_fit_fast_dev_run_on_digits(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _fit(tmp_path, "digits.yaml", "--trainer.fast_dev_run", "2") == 0
+
+
+@pytest.mark.slow
+def test_lightning_fit_on_image_folder_and_resume(tmp_path, monkeypatch):
+    """Flat folder of PNGs -> 2 steps -> checkpoint; resume with --ckpt_path last continues to step 4."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    ckpt_dir = tmp_path / "ckpts"
+    callbacks = json.dumps([{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                             "init_args": {"dirpath": str(ckpt_dir), "save_last": True}}])
+    common = ["--data.init_args.data_dir", str(folder), "--data.init_args.batch_size", "4",
+              "--data.init_args.num_workers", "0", "--data.init_args.val_size", "4",
+              "--trainer.callbacks", callbacks, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
+              "--trainer.limit_train_batches", "2", "--trainer.val_check_interval", "null"]
+    assert _fit(tmp_path, "cifar-cpu.yaml", *common, "--trainer.max_steps", "2") == 0
+    first = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    assert first["global_step"] == 2
+    assert _fit(tmp_path, "cifar-cpu.yaml", *common, "--trainer.max_steps", "4", "--trainer.max_epochs", "2",
+                "--ckpt_path", "last") == 0
+    second = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    assert second["global_step"] == 4
+    assert second["epoch"] == 1
+    assert int(second["state_dict"]["ema.n_averaged"]) == 4  # the EMA continued too
+    assert "optimizer_states" in second and second["optimizer_states"][0]["state"]
+    from models.loading import load_datamodule, load_model
+
+    rebuilt = load_datamodule(ckpt_dir / "last.ckpt")  # what samplers and evaluators use to find the data again
+    assert isinstance(rebuilt, ImageFolderDataModule) and str(rebuilt.data_dir) == str(folder)
+    model = ImageDiffusion.load_from_checkpoint(ckpt_dir / "last.ckpt", weights_only=True)  # Lightning's own loading
+    assert model.unet_config.sample_size == 32 and torch.equal(model.unet.conv_in.weight, load_model(
+        ckpt_dir / "last.ckpt", "images").unet.conv_in.weight)
+    from sampling.sample import main as sample_main
+
+    assert sample_main(["images", "--ckpt", str(ckpt_dir / "last.ckpt"), "--num", "2", "--steps", "2",
+                        "--out", str(tmp_path / "grid.png")]) == 0  # a checkpoint written by the CLI samples
+
+
+@pytest.mark.slow
+def test_lightning_fit_on_qm9(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", "-c", str(CONFIGS / "qm9-cpu.yaml"), "--trainer.fast_dev_run", "2",
+                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                 "--data.init_args.max_molecules", "300", "--data.init_args.batch_size", "16",
+                 "--data.init_args.data_dir", str(tmp_path / "data")])
+    assert code == 0
+
+
+def test_missing_data_stops_the_command_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", "-c", str(CONFIGS / "cifar.yaml"), "--data.init_args.download", "false",
+                 "--data.init_args.data_dir", str(tmp_path / "nowhere"), "--trainer.accelerator", "cpu",
+                 "--trainer.devices", "1", "--trainer.enable_model_summary", "false"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in err and "nowhere" in err
+    assert not list(tmp_path.rglob("*.ckpt"))

@@ -1,0 +1,70 @@
+"""Quality metrics: molecule validity / uniqueness / novelty on known answers, FCD, FID and IS."""
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import read_qm9_smiles
+from sampling.metrics import ImageQuality, MoleculeMetrics, frechet_chemnet_distance, score_molecules
+
+
+# ------------------------------------------------------------------------------------------ molecule metrics
+def test_molecule_metrics_on_known_answers():
+    samples = ["CCO", "OCC", "C(C)(C)(C)(C)C", "", None, "None", "c1ccccc1", "CCN", "C1=CC=CC=C1", "F(F)F"]
+    # valid: CCO, OCC (= CCO), benzene, CCN, kekulé benzene (= benzene); invalid: pentavalent C, empty,
+    # None, 'None', trivalent F
+    scores = score_molecules(samples, train_smiles=["NCC", "CCCC"], with_fcd=False)
+    assert scores["num_samples"] == 10 and scores["num_valid"] == 5
+    assert scores["validity"] == pytest.approx(0.5)
+    assert scores["uniqueness"] == pytest.approx(3 / 5)  # CCO, benzene, CCN
+    assert scores["novelty"] == pytest.approx(2 / 3)  # CCN is in the training set (written NCC)
+
+
+def test_molecule_metric_accumulates_over_updates():
+    metric = MoleculeMetrics(["CCO"])
+    metric.update(["CCO", "CCN"])
+    metric.update(["CCN", "xx"])
+    result = metric.compute()
+    assert float(result["validity"]) == pytest.approx(0.75)
+    assert float(result["uniqueness"]) == pytest.approx(2 / 3)
+    assert float(result["novelty"]) == pytest.approx(0.5)
+
+
+def test_fcd_of_a_set_against_itself_is_about_zero():
+    smiles = read_qm9_smiles(60)
+    assert abs(frechet_chemnet_distance(smiles, smiles)) < 1e-2
+    assert frechet_chemnet_distance(smiles[:30], ["CCCCCCCCC", "c1ccccc1Cl", "CC(=O)O"] * 10) > 1.0
+
+
+# ------------------------------------------------------------------------------------------ image metrics
+# ------------------------------------------------------------------------------------------ image metrics
+class TinyExtractor(nn.Module):
+    """A fixed random conv net: logits for IS, pooled features for FID."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.head = nn.Linear(8, 5)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float() / 255
+        return torch.relu(self.conv(x)).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def test_fid_and_is_with_a_custom_feature_extractor():
+    real = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    quality = ImageQuality(TinyExtractor())
+    quality.update_real(real)
+    quality.update_fake(real)
+    same = quality.compute()
+    assert abs(same["fid"]) < 1e-3 and same["is"] >= 1.0
+    quality.reset_fake()
+    quality.update_fake(torch.zeros(64, 3, 8, 8) + torch.rand(64, 3, 8, 8) * 0.1)
+    assert quality.compute()["fid"] > 10 * max(abs(same["fid"]), 1e-4)
+    cached = quality.real_state()  # real statistics survive the fake reset and can be cached
+    assert int(cached["num"]) == 64

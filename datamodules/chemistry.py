@@ -17,6 +17,10 @@ from torch import Tensor
 
 RDLogger.DisableLog("rdApp.*")  # sanitization failures are counted, not printed one by one
 
+# longer than any molecule a vocabulary here holds (38 heavy atoms): counted invalid without asking RDKit,
+# which takes minutes on a 100,000-atom string and can crash on it
+MAX_SMILES_CHARS = 512
+
 BOND_TYPES = (None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE)
 BOND_INDEX = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
 NUM_BOND_TYPES = len(BOND_TYPES)  # including "no bond"
@@ -73,11 +77,11 @@ ZINC_VOCAB = AtomVocabulary(ZINC_ATOMS, ZINC_MAX_ATOMS)
 
 def canonical_smiles(sample: Optional[str]) -> Optional[str]:
     """RDKit canonical SMILES without stereo (graphs carry none); None for an invalid sample (None, empty,
-    'None', or failing RDKit's parsing and sanitization, with no correction of any kind)."""
+    'None', longer than MAX_SMILES_CHARS, or failing RDKit's parsing and sanitization, with no correction)."""
     if sample is None:
         return None
     text = sample.strip()
-    if not text or text == "None":
+    if not text or text == "None" or len(text) > MAX_SMILES_CHARS:
         return None
     mol = Chem.MolFromSmiles(text)
     return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=False)
@@ -181,6 +185,9 @@ def encode_smiles(smiles: Iterable[str], vocab: AtomVocabulary) -> EncodedSet:
     atoms_list, bonds_list, kept = [], [], []
     skipped = {"unparsable": 0, "outside vocabulary": 0}
     for text in smiles:
+        if len(text.strip()) > MAX_SMILES_CHARS:
+            skipped["outside vocabulary"] += 1  # too many atoms for any vocabulary; RDKit never sees it
+            continue
         mol = Chem.MolFromSmiles(text.strip())
         if mol is None:
             skipped["unparsable"] += 1

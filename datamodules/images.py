@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+import logging
+
 import lightning as L
 import torch
 from PIL import Image
@@ -19,6 +21,7 @@ from torchvision import transforms as T
 from qgfd_gen.downloads import download_or_explain
 from qgfd_gen.errors import DataUnavailableError
 
+log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
@@ -48,6 +51,10 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str = "data", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
                  flip: bool = True, val_size: int = 1000, seed: int = 0):
         super().__init__()
+        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
+                                 ("num_workers", num_workers, 0), ("val_size", val_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}={value!r}; need an integer >= {low}")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
@@ -85,15 +92,18 @@ class ImageDataModule(L.LightningDataModule):
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """Every image below `data_dir` (class subfolders or flat), centre-cropped and resized."""
+    """Every image below `data_dir` (class subfolders or flat), centre-cropped and resized. Every file is
+    checked at setup: a corrupt one stops it there, naming the file, or is skipped and counted with
+    `skip_corrupt` (never a crash mid-epoch)."""
 
     def __init__(self, data_dir: str = "images", image_size: int = 32, batch_size: int = 128, num_workers: int = 2,
-                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: Optional[int] = None, channels: int = 3):
+                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: Optional[int] = None, channels: int = 3,
+                 skip_corrupt: bool = False):
         super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
-        self.crop, self.channels = crop, channels
+        self.crop, self.channels, self.skip_corrupt = crop, channels, skip_corrupt
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        files = list_images(self.data_dir)
+        files = readable_images(list_images(self.data_dir), self.skip_corrupt)
         train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop, self.channels))
         val = ImageFiles(files, image_transform(self.image_size, False, self.crop, self.channels))
         return self._split(train, val)
@@ -109,6 +119,27 @@ def list_images(folder: Path) -> list[Path]:
             f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found below {str(folder)!r}"
         )
     return files
+
+
+def readable_images(files: list[Path], skip_corrupt: bool) -> list[Path]:
+    """The files PIL can read whole; a corrupt one raises (naming it) unless skip_corrupt, which logs a count."""
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception as error:  # PIL raises many kinds for broken files
+            if not skip_corrupt:
+                raise DataUnavailableError(f"image {str(path)!r} is corrupt ({type(error).__name__}: {error}); "
+                                           f"replace or remove it, or set skip_corrupt: true to skip such files") from None
+            bad.append(path)
+    if bad:
+        log.warning("skipped %d corrupt images of %d (first: %s)", len(bad), len(files), bad[0])
+    skipped = set(bad)
+    good = [p for p in files if p not in skipped]
+    if not good:
+        raise DataUnavailableError(f"none of the {len(files)} images is readable")
+    return good
 
 
 class ImageFiles(Dataset):
@@ -168,9 +199,10 @@ class CelebADataModule(ImageDataModule):
     (`data_dir/celeba/img_align_celeba/...`) or, with `image_folder`, any folder of aligned faces."""
 
     def __init__(self, data_dir: str = "data", image_size: int = 64, batch_size: int = 128, num_workers: int = 4,
-                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: int = 140, image_folder: Optional[str] = None):
+                 flip: bool = True, val_size: int = 1000, seed: int = 0, crop: int = 140, image_folder: Optional[str] = None,
+                 skip_corrupt: bool = False):
         super().__init__(data_dir, image_size, batch_size, num_workers, flip, val_size, seed)
-        self.crop, self.image_folder = crop, image_folder
+        self.crop, self.image_folder, self.skip_corrupt = crop, image_folder, skip_corrupt
 
     def _faces_folder(self) -> Path:
         if self.image_folder:
@@ -189,7 +221,7 @@ class CelebADataModule(ImageDataModule):
         list_images(self._faces_folder())
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        files = list_images(self._faces_folder())
+        files = readable_images(list_images(self._faces_folder()), self.skip_corrupt)
         train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop))
         val = ImageFiles(files, image_transform(self.image_size, False, self.crop))
         return self._split(train, val)

@@ -23,6 +23,7 @@ from qgfd_gen.downloads import download_or_explain, fetch_bytes
 from qgfd_gen.errors import DataUnavailableError
 from qgfd_gen.io import atomic_path
 
+from .smiles_files import read_smiles_file
 from .chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, encode_smiles
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class MoleculeDataModule(L.LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}={value!r}; need a fraction in [0, 1)")
+        for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}={value!r}; need an integer >= {low}")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -217,20 +221,6 @@ class SmilesDataModule(MoleculeDataModule):
             raise DataUnavailableError(f"SMILES file {str(self.path)!r} does not exist")
         stat = self.path.stat()
         return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.column}"
-
-
-def read_smiles_file(path: Path, column: Optional[str] = None) -> list[str]:
-    path = Path(path)
-    if not path.exists():
-        raise DataUnavailableError(f"SMILES file {str(path)!r} does not exist")
-    if column is not None:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            if column not in (reader.fieldnames or []):
-                raise ValueError(f"{str(path)!r} has no column {column!r}; its columns are {reader.fieldnames}")
-            return [row[column].strip() for row in reader]
-    lines = path.read_text().splitlines()
-    return [line.split()[0] for line in lines if line.strip()]
 
 
 class ZINC250kDataModule(MoleculeDataModule):

@@ -108,7 +108,7 @@ class GraphTransformer(nn.Module):
         e = self.edge_in(bonds) + self.time_edge(time)[:, None, None]
         # the current noisy bond graph is what QGFD diffuses over; padded atoms are masked out of it
         adjacency = (bonds[..., 1:].sum(-1) > 0.5) & pair_mask
-        transition = AdjacencyTransition(adjacency.to(h.dtype))
+        transition = AdjacencyTransition(adjacency)  # bool: the bind casts it once
         padding = ~node_mask
         for layer in self.layers:
             h, e = layer(h, e, transition, padding)

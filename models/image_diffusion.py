@@ -101,6 +101,8 @@ class ImageDiffusion(DiffusionModule):
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_tol is not None and not exit_tol > 0:
             raise ValueError(f"exit_tol={exit_tol!r}; need a positive tolerance (or None)")
+        if not 0 <= eta <= 1 or (eta and sampler != "ddim"):
+            raise ValueError(f"eta={eta!r}; DDIM's eta is a number from 0 to 1, and other samplers take none")
         self.diffusion.scheduler(sampler, steps)  # checks sampler and steps before any work
         was_training, start = self.training, time.perf_counter()
         self.eval()
@@ -120,7 +122,12 @@ class ImageDiffusion(DiffusionModule):
             if progress:
                 progress(images.shape[0])
         self.train(was_training)
-        images = torch.cat(outputs).clamp(-1, 1).add(1).div(2)
+        images = torch.cat(outputs)
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        if bad:
+            raise ValueError(f"{bad} of {num} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
+                             f"exit_tol={exit_tol}); the model or these settings diverge, nothing is kept")
+        images = images.clamp(-1, 1).add(1).div(2)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
         return SampleResult(images, float(torch.cat(evaluations).mean()), qgfd_iterations, time.perf_counter() - start)
 

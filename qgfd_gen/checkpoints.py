@@ -59,10 +59,12 @@ def record_of(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
     return record
 
 
-def check_kind(record: dict[str, Any], expected: str, path: str | Path) -> None:
-    if record["kind"] != expected:
-        raise CheckpointError(f"{str(path)!r} holds {KIND_NAMES[record['kind']]} model, not {KIND_NAMES[expected]} "
-                              f"model; use the `{record['kind']}` subcommand")
+def check_kind(record: dict[str, Any], expected: str, path: str | Path, hint: Optional[str] = None) -> None:
+    """Refuse a checkpoint of the other kind; `hint` says what to do instead (default: the other subcommand)."""
+    found = record["kind"]
+    if found != expected:
+        hint = hint or f"use the `{found}` subcommand"
+        raise CheckpointError(f"{str(path)!r} holds {KIND_NAMES[found]} model, not {KIND_NAMES[expected]} model; {hint}")
 
 
 def make_record(kind: str, datamodule: Optional[object]) -> dict[str, Any]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Mapping, Optional, Union
+
+from .errors import UsageError
 
 PathLike = Union[str, os.PathLike]
 
@@ -35,7 +38,49 @@ def write_text(path: PathLike, text: str) -> Path:
 
 
 def write_json(path: PathLike, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+    """Standard JSON only: NaN and infinities become null (say why beside them where it matters)."""
+    return write_text(path, json.dumps(_finite(data), indent=2, default=_jsonable, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def check_outputs(outputs: Mapping[str, Optional[PathLike]], inputs: Optional[Mapping[str, Optional[PathLike]]] = None,
+                  folders: tuple[str, ...] = ()) -> None:
+    """Before any work: every output (name -> path; None = not asked for) can be written, is none of the
+    inputs, and no two outputs are the same path. Names in `folders` are folders, the rest files. Parent
+    folders are made where missing; writing is tried for real (a temporary file), so read-only places,
+    /proc and folders given as files are all found here, not after an hour of sampling."""
+    taken: dict[Path, str] = {Path(p).resolve(): name for name, p in (inputs or {}).items() if p is not None}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved in taken:
+            raise UsageError(f"{name} {str(path)!r} is also {taken[resolved]}; give it a path of its own")
+        taken[resolved] = name
+        is_folder = name in folders
+        if resolved.exists() and resolved.is_dir() != is_folder:
+            kind = "a folder" if resolved.is_dir() else "a file"
+            raise UsageError(f"{name} {str(path)!r} is {kind}; it must be {'a folder' if is_folder else 'a file path'}")
+        _probe_writable(name, path, resolved if is_folder else resolved.parent)
+
+
+def _probe_writable(name: str, path: PathLike, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise UsageError(f"{name} {str(path)!r} cannot be written ({error.strerror or error}: {folder})") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -35,6 +35,8 @@ def check_alpha(alpha: Alpha) -> None:
     if isinstance(alpha, Tensor):
         if alpha.requires_grad or alpha.numel() == 0:
             return  # learnable alphas are kept in range by their parametrisation
+        if bool(torch.isnan(alpha).any()):
+            raise ValueError(f"alpha={alpha.tolist() if alpha.numel() < 8 else 'tensor'} holds NaN; need 0 <= alpha < 1")
         lo, hi = float(alpha.min()), float(alpha.max())
         if lo < 0 or hi >= 1:
             raise ValueError(f"alpha={alpha.tolist() if alpha.numel() < 8 else (lo, hi)} is outside [0, 1); need 0 <= alpha < 1")
@@ -62,12 +64,30 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tenso
         raise ValueError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must agree on [B, H, N]")
     if q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree on B, H and d")
+    if k.shape[2] == 0:
+        raise ValueError("k and v hold no keys (N = 0); QGFD needs at least one key to attend to")
+    if not (q.is_floating_point() and k.is_floating_point() and v.is_floating_point()):
+        raise ValueError(f"q, k, v must be floating point; got {q.dtype}, {k.dtype}, {v.dtype}")
     if key_padding_mask is not None:
         if key_padding_mask.shape != (k.shape[0], k.shape[2]) or key_padding_mask.dtype != torch.bool:
             raise ValueError(
                 f"key_padding_mask must be a bool tensor [B={k.shape[0]}, N={k.shape[2]}] (True = padded), "
                 f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
             )
+
+
+def _check_alpha_shape(alpha: Alpha, heads: int) -> None:
+    if isinstance(alpha, Tensor) and alpha.dim() > 0 and (alpha.dim() > 1 or alpha.numel() not in (1, heads)):
+        raise ValueError(f"alpha has shape {tuple(alpha.shape)}; a tensor alpha is a scalar or one value per head [{heads}]")
+
+
+def _unpadded(key_padding_mask: Optional[Tensor]) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """A sample whose keys are all padded has nothing to attend to; its output is defined as zeros. It runs
+    unmasked (so no NaN arises anywhere, gradients included) and is zeroed at the end."""
+    if key_padding_mask is None:
+        return None, None
+    empty = key_padding_mask.all(1)
+    return key_padding_mask & ~empty[:, None], empty[:, None, None, None]
 
 
 def _alpha_for(alpha: Alpha, like: Tensor) -> Alpha:
@@ -131,14 +151,18 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     alpha in [0, 1) (float, or a tensor of shape [] or [H]); iterations >= 0; tol > 0 stops each
     sample early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
     broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
-    form is exact for any p0. Returns out [B, H, Lq, d_v] (and QGFDStats with return_stats=True)."""
+    form is exact for any p0. A sample whose keys are all padded gets zeros. Returns out [B, H, Lq, d_v]
+    (and QGFDStats with return_stats=True)."""
     check_alpha(alpha)
     check_iterations(iterations)
     check_tol(tol)
     _check_qkv(q, k, v, key_padding_mask)
+    _check_alpha_shape(alpha, q.shape[1])
+    key_padding_mask, empty = _unpadded(key_padding_mask)
     operator = as_transition(transition).bind(k, key_padding_mask)
     h, stats = diffuse_values(v, operator, alpha=alpha, iterations=iterations, tol=tol)
     out = F.scaled_dot_product_attention(q, k, h, attn_mask=_attention_mask(key_padding_mask, attn_bias, q.dtype))
+    out = out if empty is None else out.masked_fill(empty, 0.0)
     return (out, stats) if return_stats else out
 
 
@@ -158,6 +182,8 @@ def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     check_alpha(alpha)
     check_iterations(iterations)
     _check_qkv(q, k, v, key_padding_mask)
+    _check_alpha_shape(alpha, q.shape[1])
+    key_padding_mask, empty = _unpadded(key_padding_mask)
     matrix = as_transition(transition).bind(k, key_padding_mask).to_dense().to(q.dtype)
     scores = torch.matmul(q, k.transpose(-1, -2)) / k.shape[-1] ** 0.5
     if attn_bias is not None:
@@ -169,7 +195,8 @@ def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     p = p0
     for _ in range(iterations):
         p = (1 - a) * p0 + a * torch.matmul(p, matrix)
-    return torch.matmul(p, v)
+    out = torch.matmul(p, v)
+    return out if empty is None else out.masked_fill(empty, 0.0)
 
 
 def qgfd_fixed_point(q: Tensor, k: Tensor, v: Tensor, transition, *, alpha: float) -> Tensor:

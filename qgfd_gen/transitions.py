@@ -79,6 +79,9 @@ class AdjacencyTransition(Transition):
             raise ValueError(
                 f"AdjacencyTransition: edge_weight has shape {tuple(edge_weight.shape)}; use [{edge_index.shape[1]}]"
             )
+        for weights, name in ((adjacency, "adjacency"), (edge_weight, "edge_weight")):
+            if weights is not None:
+                _check_weights(weights, name)
         self.adjacency, self.edge_index, self.edge_weight, self.edge_batch = adjacency, edge_index, edge_weight, edge_batch
 
     def bind(self, k: Tensor, key_padding_mask: Optional[Tensor] = None) -> TransitionOperator:
@@ -212,7 +215,20 @@ def _normalise_rows(matrix: Tensor) -> Tensor:
     return matrix / torch.where(empty, torch.ones_like(sums), sums)
 
 
+def _check_weights(weights: Tensor, name: str) -> None:
+    """Graph weights must be finite and non-negative (a bool adjacency needs no look)."""
+    if weights.dtype == torch.bool:
+        return
+    if not bool(torch.isfinite(weights).all()):
+        raise ValueError(f"AdjacencyTransition: {name} has NaN or infinite entries; weights must be finite and >= 0")
+    if bool((weights < 0).any()):
+        raise ValueError(f"AdjacencyTransition: {name} has negative entries (min {float(weights.min()):.3g}); "
+                         f"weights must be >= 0 (a transition mixes values, it cannot subtract them)")
+
+
 def _check_row_stochastic(matrix: Tensor) -> None:
+    if not bool(torch.isfinite(matrix).all()):
+        raise ValueError("transition has NaN or infinite entries; it must be row-stochastic")
     if bool((matrix < 0).any()):
         raise ValueError(f"transition has negative entries (min {float(matrix.min()):.3g}); it must be row-stochastic")
     sums = matrix.sum(-1)

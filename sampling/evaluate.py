@@ -23,7 +23,7 @@ from qgfd_gen.errors import command
 
 from .evaluate_images import IMAGE_METRICS, evaluate_images
 from .evaluate_molecules import evaluate_molecules
-from .options import float_list, int_list, positive_int
+from .options import device, float_list, int_list, positive_int, unit_interval
 
 
 def metric_list(text: str) -> list[str]:
@@ -43,9 +43,10 @@ def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
     parser.add_argument("--exit-tol", type=float_list, default=[], help="per-sample early-exit tolerances to sweep")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=256)
-    parser.add_argument("--out", default=None, help="results folder (default eval-<kind>-<checkpoint name>)")
+    parser.add_argument("--out", default=None,
+                        help="results folder (default eval-<kind>-<checkpoint name>-<content hash>)")
     parser.add_argument("--data-dir", default=None, help="where the checkpoint's data lives, if not where it was")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device, default="cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_options(images, "10,20,50,100")
     images.add_argument("--metrics", type=metric_list, default=list(IMAGE_METRICS))
     images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-    images.add_argument("--eta", type=float, default=0.0)
+    images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (torch-fidelity's)")
     images.add_argument("--feature-extractor", default=None,
                         help="TorchScript module used instead of InceptionV3 (forward -> logits, features -> features)")

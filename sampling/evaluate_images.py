@@ -11,7 +11,7 @@ import torch
 
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError
-from qgfd_gen.io import atomic_path, file_digest
+from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
 from .metrics import ImageQuality, InceptionUnavailable
 from .results import SweepResults
@@ -74,15 +74,20 @@ def held_out_nll(model, datamodule, args) -> Optional[float]:
 
 
 def evaluate_images(args) -> int:
+    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
+    out = Path(args.out or f"eval-images-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
+    check_outputs({"--out": out}, {"--ckpt": args.ckpt, "--feature-extractor": args.feature_extractor,
+                                   "--inception-weights": args.inception_weights}, folders=("--out",))
     model = load_model(args.ckpt, "images", args.device)
     datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
     quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    out = Path(args.out or f"eval-images-{Path(args.ckpt).stem}")
-    meta = {"checkpoint": str(args.ckpt), "checkpoint_sha256": file_digest(args.ckpt), "sampler": args.sampler,
-            "eta": args.eta, "num_samples": args.num_samples, "seed": args.seed, "metrics": args.metrics,
-            "feature_extractor": extractor_id or None, "not_computed": unavailable}
+    identity = {"checkpoint_sha256": digest, "sampler": args.sampler, "eta": args.eta, "seed": args.seed,
+                "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
+                "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
+                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}
+    meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
     results = SweepResults(out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
     if quality is not None and quality.fid is not None:
         load_or_compute_real_statistics(quality, datamodule, args, extractor_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from datamodules.molecules import read_smiles_file
+from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles
+from datamodules.smiles_files import read_smiles_file
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
-from qgfd_gen.io import file_digest, write_json
+from qgfd_gen.io import check_outputs, file_digest, write_json
 
 from .metrics import ChemNetReference, MoleculeMetrics, score_molecules
 from .results import SweepResults
@@ -16,19 +18,31 @@ from .sweep import run_sweep, summary
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
 
 
+def read_reference(path: str, role: str) -> list[str]:
+    """A training or test set: its SMILES, refusing a file with none that RDKit accepts."""
+    smiles = read_smiles_file(path)
+    if not any(canonical_smiles(s) for s in smiles):
+        raise UsageError(f"{role} file {path!r} holds no valid SMILES ({len(smiles)} non-empty lines read); "
+                         f"give one SMILES per line, or a CSV with a SMILES column")
+    return smiles
+
+
 def evaluate_smiles_file(args) -> int:
     if not (args.train and args.json):
         raise UsageError("--samples needs --train TRAIN.smi and --json OUT.json (and --test TEST.smi for FCD)")
-    lines = Path(args.samples).read_text().split("\n")
-    if lines and lines[-1] == "":
-        lines = lines[:-1]  # the final newline ends the last line; it is no sample
-    samples = [line.strip() or None for line in lines]
-    train = read_smiles_file(Path(args.train))
-    test = read_smiles_file(Path(args.test)) if args.test else None
+    check_outputs({"--json": args.json}, {"--samples": args.samples, "--train": args.train, "--test": args.test})
+    samples = [s or None for s in read_smiles_file(args.samples, keep_empty=True)]
+    if not samples:
+        raise UsageError(f"samples file {args.samples!r} holds no samples (one SMILES per line; an empty line "
+                         f"is an invalid sample)")
+    train = read_reference(args.train, "training")
+    test = read_reference(args.test, "test") if args.test else None
     scores = score_molecules(samples, train, test, with_fcd=not args.no_fcd and test is not None)
-    if "fcd" not in scores:
-        scores["fcd"] = None
-    scores["samples_file"] = str(args.samples)
+    too_long = sum(len(s) > MAX_SMILES_CHARS for s in samples if s)
+    if too_long:
+        print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
+    scores.setdefault("fcd", None)
+    scores.update(num_too_long=too_long, samples_file=str(args.samples))
     write_json(args.json, scores)
     print(summary(scores, MOLECULE_METRICS))
     return 0
@@ -39,14 +53,19 @@ def evaluate_molecules(args) -> int:
         return evaluate_smiles_file(args)
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
+    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
+    out = Path(args.out or f"eval-molecules-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
+    check_outputs({"--out": out}, {"--ckpt": args.ckpt}, folders=("--out",))
     model = load_model(args.ckpt, "molecules", args.device)
     datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir)
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module: training SMILES for novelty are unknown")
     train, test = datamodule.smiles("train"), datamodule.smiles("test")
-    out = Path(args.out or f"eval-molecules-{Path(args.ckpt).stem}")
-    meta = {"checkpoint": str(args.ckpt), "checkpoint_sha256": file_digest(args.ckpt), "num_samples": args.num_samples,
-            "seed": args.seed, "train_molecules": len(train), "test_molecules": len(test)}
+    identity = {"checkpoint_sha256": digest, "sampler": "posterior-jump", "seed": args.seed,
+                "num_samples": args.num_samples, "batch_size": args.batch_size, "fcd": not args.no_fcd,
+                "qgfd_max_iterations": args.qgfd_max_iterations}
+    meta = {"identity": identity, "checkpoint": str(args.ckpt), "train_molecules": len(train),
+            "test_molecules": len(test)}
     metrics = [m for m in MOLECULE_METRICS if m != "fcd" or not args.no_fcd]
     results = SweepResults(out, meta, metrics)
 

@@ -12,6 +12,7 @@ here), or on any feature extractor module (a small one in tests).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -22,6 +23,7 @@ from torchmetrics import Metric
 
 from datamodules.chemistry import canonical_smiles
 
+MIN_FCD_SAMPLES = 2  # a covariance needs two
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 
@@ -86,7 +88,7 @@ class ChemNetReference:
     def distance(self, samples: Sequence[Optional[str]]) -> float:
         """FCD of the valid samples (canonicalised) to the reference; NaN with fewer than two."""
         valid = [c for c in (canonical_smiles(s) for s in samples) if c]
-        if len(valid) < 2:
+        if len(valid) < MIN_FCD_SAMPLES:
             return float("nan")
         mean, cov = self._statistics(valid)
         return float(self._fcd.calculate_frechet_distance(mean, cov, self.mean, self.cov))
@@ -108,7 +110,10 @@ def score_molecules(samples: Sequence[Optional[str]], train_smiles: Iterable[str
     metric.update(samples)
     result = {k: float(v) if k not in ("num_samples", "num_valid", "num_unique") else int(v) for k, v in metric.compute().items()}
     if with_fcd and test_smiles is not None:
-        result["fcd"] = frechet_chemnet_distance(samples, test_smiles)
+        fcd = frechet_chemnet_distance(samples, test_smiles)
+        result["fcd"] = fcd if math.isfinite(fcd) else None
+        if result["fcd"] is None:
+            result["fcd_note"] = f"undefined: needs at least {MIN_FCD_SAMPLES} valid samples, got {result['num_valid']}"
     return result
 
 

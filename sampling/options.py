@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Callable
+
+import torch
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -39,3 +42,39 @@ def int_list(text: str) -> list[int]:
 
 def float_list(text: str) -> list[float]:
     return _number_list(text, float, "1e-3,1e-4")
+
+
+def device(text: str) -> str:
+    """A torch device that exists here: cpu, cuda, cuda:1, mps."""
+    try:
+        chosen = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a device; use cpu, cuda, cuda:N or mps") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no CUDA device; use --device cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: there are {torch.cuda.device_count()} CUDA devices here")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use --device cpu")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use cpu, cuda, cuda:N or mps")
+    return text
+
+
+def number_in(low: float, high: float, include_high: bool = True, what: str = "a number") -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (or [low, high) without include_high)."""
+    interval = f"[{low:g}, {high:g}{']' if include_high else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (low <= value <= high if include_high else low <= value < high):
+            raise argparse.ArgumentTypeError(f"{text!r}: {what} must be in {interval}")
+        return value
+
+    return parse
+
+
+unit_interval = number_in(0, 1, what="DDIM's eta")

@@ -10,21 +10,39 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+from qgfd_gen.errors import UsageError
 from qgfd_gen.io import atomic_path, write_json, write_text
 
 
 class SweepResults:
-    """results.json, results.csv and quality_vs_steps.png in `folder`. Rows already there (an
-    interrupted sweep) are kept; `has(key)` lets a resumed sweep skip settings it already measured."""
+    """results.json, results.csv and quality_vs_steps.png in `folder`. Rows already there (an interrupted
+    sweep) are kept and `has(key)` lets a resumed sweep skip them, but only when they came from the same
+    run: `meta["identity"]` (the checkpoint's content hash, the sampler and all its options, the metric
+    settings) must match, or the folder is refused rather than mixed."""
 
     def __init__(self, folder: str | Path, meta: dict[str, Any], metrics: list[str]):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.meta, self.metrics = meta, metrics
-        self.rows: list[dict[str, Any]] = []
-        existing = self.folder / "results.json"
-        if existing.exists():
-            self.rows = json.loads(existing.read_text()).get("rows", [])
+        self.rows: list[dict[str, Any]] = self._existing_rows(self.folder / "results.json")
+
+    def _existing_rows(self, path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
+            return []
+        try:
+            data = json.loads(path.read_text())
+            rows, identity = data["rows"], data["meta"]["identity"]
+            assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise UsageError(f"{str(path)!r} is not a results file of this workbench (truncated, or another "
+                             f"format); move it away or give another --out") from None
+        if identity != self.meta["identity"]:
+            changed = sorted(k for k in set(identity) | set(self.meta["identity"])
+                             if identity.get(k) != self.meta["identity"].get(k))
+            detail = ", ".join(f"{k}: {identity.get(k)!r} there, {self.meta['identity'].get(k)!r} now" for k in changed)
+            raise UsageError(f"{str(self.folder)!r} holds results of another run ({detail}); results are never "
+                             f"mixed: give a new --out")
+        return rows
 
     def has(self, setting: dict[str, Any]) -> bool:
         return any(all(row.get(k) == v for k, v in setting.items()) for row in self.rows)

@@ -14,9 +14,10 @@ from typing import Optional
 from models.loading import load_model
 from models.gaussian_diffusion import SAMPLERS
 from qgfd_gen.errors import command
+from qgfd_gen.io import check_outputs
 
 from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
-from .options import positive_int, progress_bar
+from .options import device, positive_int, progress_bar, unit_interval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,14 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--num", type=positive_int, default=64)
     images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     images.add_argument("--steps", type=positive_int, default=50, help="sampler steps")
-    images.add_argument("--eta", type=float, default=0.0)
+    images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--seed", type=int, default=0)
     images.add_argument("--out", default="grid.png")
     images.add_argument("--images-dir", default=None, help="also write every image as PNG here")
     images.add_argument("--npz", default=None, help="also write all images as uint8 [N, H, W, C] here")
     images.add_argument("--batch-size", type=positive_int, default=64)
     images.add_argument("--no-ema", action="store_true", help="sample with the raw weights, not the EMA")
-    images.add_argument("--device", default="cpu")
+    images.add_argument("--device", type=device, default="cpu")
     mols = sub.add_parser("molecules", help="an RDKit grid and a SMILES file (empty line = invalid)")
     mols.add_argument("--ckpt", required=True)
     mols.add_argument("--num", type=positive_int, default=100)
@@ -47,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     mols.add_argument("--batch-size", type=positive_int, default=512)
     mols.add_argument("--correct", action="store_true", help="valency correction (reported apart, not validity)")
     mols.add_argument("--no-ema", action="store_true")
-    mols.add_argument("--device", default="cpu")
+    mols.add_argument("--device", type=device, default="cpu")
     return parser
 
 
 def sample_images(args: argparse.Namespace) -> None:
+    check_outputs({"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir}, {"--ckpt": args.ckpt},
+                  folders=("--images-dir",))
     model = load_model(args.ckpt, "images", args.device)
     with progress_bar() as bar:
         task = bar.add_task(f"{args.sampler} {args.steps} steps", total=args.num)
@@ -68,6 +71,7 @@ def sample_images(args: argparse.Namespace) -> None:
 
 
 def sample_molecules(args: argparse.Namespace) -> None:
+    check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
     model = load_model(args.ckpt, "molecules", args.device)
     with progress_bar() as bar:
         task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=args.num)

@@ -7,6 +7,7 @@ dependencies (scikit-learn's digits, qm9pack's QM9), trained for a handful of st
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +22,7 @@ from datamodules.molecules import qm9pack_data_folder
 from models import GraphTransformerConfig, ImageDiffusion, MoleculeDiffusion, NoiseSchedule, OptimizerConfig, UNetConfig
 from qgfd_gen.attention import QGFDConfig
 
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # Lightning's use of jsonargparse, not ours
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 TINY_UNET = dict(sample_size=8, in_channels=1, block_out_channels=[16, 32],

@@ -25,7 +25,17 @@ def test_unet_suite_on_a_tiny_unet():
     assert rows[0]["train_step_ratio_vs_vanilla"] == 1.0 and rows[1]["train_step_ms"] > 0
 
 
-def test_bad_arguments_exit_with_a_message(capsys):
-    with pytest.raises(SystemExit):
-        bench_main(["--sizes", "16,x"])
-    assert "16,x" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "16,x"], "'16,x'"), (["--modes", "grid,ring"], "'grid,ring': choose from"),
+    (["--dim", "0"], "'0': need a positive integer"), (["--alpha", "1"], "QGFD's alpha must be in [0, 1)"),
+    (["--repeats", "-1"], "'-1': need a positive integer"),
+])
+def test_bad_arguments_exit_with_a_message(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_refused_before_measuring(tmp_path, capsys):
+    assert bench_main(["--sizes", "16", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -84,3 +84,19 @@ def test_nll_bits_per_dim(tiny_image_model):
     assert (model.nll_bits_per_dim(clean, seed=0) > 0).all()
     with pytest.raises(ValueError, match="timesteps=50"):
         model.nll_bits_per_dim(images, timesteps=50)
+
+
+def test_eta_is_ddim_only_and_in_range(tiny_image_model):
+    model = tiny_image_model()
+    for sampler, eta in (("ddim", 5.0), ("ddim", -0.1), ("ddpm", 0.5)):
+        with pytest.raises(ValueError, match=f"eta={eta}"):
+            model.sample(2, sampler=sampler, steps=100 if sampler == "ddpm" else 4, eta=eta)
+    assert model.sample(2, sampler="ddim", steps=4, eta=1.0).images.shape == (2, 1, 8, 8)
+
+
+def test_non_finite_samples_fail_naming_the_setting(tiny_image_model):
+    model = tiny_image_model()
+    with torch.no_grad():
+        model.ema.module.conv_out.weight.fill_(float("inf"))
+    with pytest.raises(ValueError, match=r"2 of 2 samples came out non-finite \(sampler=ddim, steps=4"):
+        model.sample(2, sampler="ddim", steps=4)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import CONFIGS
-from datamodules import ImageFolderDataModule
+from datamodules import DataUnavailableError, ImageFolderDataModule
 from models import ImageDiffusion, MoleculeDiffusion
 from qgfd_gen.commands.lightning import main, run_cli
 
@@ -100,3 +100,42 @@ def test_missing_data_stops_the_command_before_training(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "cifar-10-python.tar.gz" in err and "nowhere" in err
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model.init_args.qgfd.alpha", "1.5"], "invalid configuration: alpha=1.5 is outside [0, 1)"),
+    (["--model.init_args.unet.attention", "flash"], "attention='flash'; choose one of vanilla, qgfd"),
+    (["--model.init_args.qgfd.steps", "3"], "Option 'steps' is not accepted (at model.qgfd)"),
+    (["--trainer.max_steps", "abc"], "Got value: abc (at trainer.max_steps)"),
+    (["--data.init_args.batch_size", "0"], "batch_size=0; need an integer >= 1"),
+])
+def test_config_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "-c", str(CONFIGS / "digits.yaml"), "--trainer.fast_dev_run", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_ckpt_path_is_checked_before_training(tmp_path, monkeypatch, capsys, molecule_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(molecule_checkpoint.read_bytes()[:3000])
+    for path, message in ((tmp_path / "missing.ckpt", "does not exist"), (cut, "not a readable checkpoint"),
+                          (molecule_checkpoint, "holds a molecule model, not an image model")):
+        assert main(["fit", "-c", str(CONFIGS / "digits.yaml"), "--trainer.fast_dev_run", "1",
+                     "--ckpt_path", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_a_corrupt_image_is_named_at_setup_or_skipped(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(6):
+        Image.new("RGB", (12, 12), (i * 40, 10, 10)).save(folder / f"{i}.png")
+    (folder / "3.png").write_bytes((folder / "3.png").read_bytes()[:40])
+    with pytest.raises(DataUnavailableError, match="3.png' is corrupt"):
+        ImageFolderDataModule(str(folder), image_size=8, val_size=1, num_workers=0).setup()
+    data = ImageFolderDataModule(str(folder), image_size=8, val_size=1, num_workers=0, skip_corrupt=True)
+    data.setup()
+    assert len(data.train_set) + len(data.val_set) == 5

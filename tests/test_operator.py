@@ -188,3 +188,32 @@ def test_attention_bias_with_padding_matches_reference():
     assert (fast - slow).abs().max() < 1e-10
     plain = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     assert (qgfd_attention(q, k, v, transition, alpha=0.0, iterations=4, attn_bias=bias) - plain).abs().max() < 1e-12
+
+
+def test_every_transition_gives_zeros_for_a_sample_whose_keys_are_all_padded():
+    q, k, v = qkv(n=N, lq=N)
+    mask = torch.zeros(B, N, dtype=torch.bool)
+    mask[1] = True  # sample 1 has nothing to attend to
+    for name, transition in transitions().items():
+        if name == "grid8" or name == "grid4":
+            continue  # the grid has no padding: every pixel is real
+        for fn in (qgfd_attention, qgfd_reference):
+            out = fn(q, k, v, transition, alpha=0.6, iterations=3, key_padding_mask=mask)
+            assert torch.isfinite(out).all() and (out[1] == 0).all(), (name, fn.__name__)
+            assert out[0].abs().max() > 0
+    q, k, v = qkv(n=N, lq=N, requires_grad=True)
+    qgfd_attention(q, k, v, DenseTransition(), alpha=0.6, iterations=3, key_padding_mask=mask).sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))  # no NaN leaks into the gradients either
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda q, k, v: (q, k[:, :, :0], v[:, :, :0], {}), "no keys"),
+    (lambda q, k, v: (q.long(), k.long(), v.long(), {}), "floating point"),
+    (lambda q, k, v: (q, k, v, {"alpha": torch.tensor([0.1, 0.2], dtype=torch.float64)}), r"alpha has shape \(2,\)"),
+    (lambda q, k, v: (q, k, v, {"alpha": torch.tensor(float("nan"))}), "holds NaN"),
+])
+def test_degenerate_inputs_are_refused_by_name(make, message):
+    q, k, v, kwargs = make(*qkv())
+    kwargs = {"alpha": 0.5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        qgfd_attention(q, k, v, DenseTransition(), iterations=2, **kwargs)

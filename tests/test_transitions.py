@@ -49,3 +49,18 @@ def test_sparse_and_dense_adjacency_agree():
     shared = AdjacencyTransition(adjacency[0])
     repeated = AdjacencyTransition(adjacency[0].expand(B, N, N))
     assert torch.allclose(qgfd_attention(q, k, v, shared, alpha=0.5, iterations=3), qgfd_attention(q, k, v, repeated, alpha=0.5, iterations=3))
+
+
+def test_transitions_with_nan_or_negative_weights_are_refused():
+    q, k, v = qkv()
+    nan_matrix = torch.full((N, N), 1.0 / N, dtype=torch.float64)
+    nan_matrix[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        qgfd_attention(q, k, v, nan_matrix, alpha=0.5, iterations=2)
+    signed = random_graph()
+    signed[0, 0, 1] = -3.0
+    with pytest.raises(ValueError, match="negative entries"):
+        AdjacencyTransition(signed)
+    with pytest.raises(ValueError, match="edge_weight has NaN"):
+        AdjacencyTransition(edge_index=torch.tensor([[0], [1]]), edge_weight=torch.tensor([float("nan")]))
+    assert AdjacencyTransition(random_graph() > 0)  # a bool graph needs no check

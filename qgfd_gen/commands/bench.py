@@ -17,10 +17,10 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from sampling.options import int_list
+from sampling.options import int_list, number_in, positive_int
 
 from qgfd_gen.errors import command
-from qgfd_gen.io import write_json
+from qgfd_gen.io import check_outputs, write_json
 from qgfd_gen.memory import MemoryTracker
 from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
@@ -109,29 +109,42 @@ def print_operator_table(rows: list[dict]) -> None:
               f"{r['qgfd_largest_tensor_mb'] / r['nxn_mb']:>9.3f}")
 
 
+MODES = ("grid", "knn", "adjacency", "dense")
+
+
+def mode_list(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(MODES)}")
+    return modes
+
+
+alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
+
+
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=["operator", "unet"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
     parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
-    parser.add_argument("--modes", default="grid,knn,adjacency,dense")
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=None, help="batch size (operator: 2, unet: 4)")
-    parser.add_argument("--iterations", type=int, default=6, help="QGFD diffusion iterations")
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--modes", type=mode_list, default=list(MODES))
+    parser.add_argument("--dim", type=positive_int, default=64)
+    parser.add_argument("--heads", type=positive_int, default=4)
+    parser.add_argument("--batch", type=positive_int, default=None, help="batch size (operator: 2, unet: 4)")
+    parser.add_argument("--iterations", type=positive_int, default=6, help="QGFD diffusion iterations")
+    parser.add_argument("--alpha", type=alpha_value, default=0.5)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    check_outputs({"--out": args.out or f"bench-{args.suite}.json"})
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = {"suite": args.suite, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "device": "cpu", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     say = lambda text: print(f"[qgfd-bench] {text}", file=sys.stderr, flush=True)  # noqa: E731
     if args.suite == "operator":
-        modes = [m for m in args.modes.split(",") if m]
-        rows = operator_suite(args.sizes, modes, args.dim, args.heads, args.batch or 2, args.iterations, args.alpha,
+        rows = operator_suite(args.sizes, args.modes, args.dim, args.heads, args.batch or 2, args.iterations, args.alpha,
                               args.repeats, say)
         print_operator_table(rows)
     else:

@@ -1,0 +1,45 @@
+"""Writing files: whole or not at all, outputs checked before any work, standard JSON only."""
+
+import json
+import os
+
+import pytest
+
+from qgfd_gen.errors import UsageError
+from qgfd_gen.io import check_outputs, write_json
+
+
+def test_outputs_must_differ_from_inputs_and_each_other(tmp_path):
+    source = tmp_path / "in.smi"
+    source.write_text("CCO\n")
+    with pytest.raises(UsageError, match="--json .* is also --samples"):
+        check_outputs({"--json": source}, {"--samples": source})
+    with pytest.raises(UsageError, match="--smiles .* is also --out"):
+        check_outputs({"--out": tmp_path / "x", "--smiles": tmp_path / "x"})
+    check_outputs({"--out": tmp_path / "new" / "deeper" / "grid.png"})  # parents are made
+    assert (tmp_path / "new" / "deeper").is_dir()
+    assert source.read_text() == "CCO\n"
+
+
+def test_unwritable_outputs_are_found_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match="cannot be written"):
+        check_outputs({"--out": afile / "grid.png"})  # a parent that is a file
+    with pytest.raises(UsageError, match="is a folder; it must be a file path"):
+        check_outputs({"--out": tmp_path})
+    with pytest.raises(UsageError, match="is a file; it must be a folder"):
+        check_outputs({"--images-dir": afile}, folders=("--images-dir",))
+    with pytest.raises(UsageError, match="cannot be written"):
+        check_outputs({"--out": "/proc/qgfd-test/grid.png"})
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(UsageError, match="cannot be written"):
+            check_outputs({"--out": locked / "grid.png"})
+
+
+def test_json_is_standard_nan_becomes_null(tmp_path):
+    path = write_json(tmp_path / "x.json", {"fcd": float("nan"), "rows": [1.5, float("inf")]})
+    assert json.loads(path.read_text()) == {"fcd": None, "rows": [1.5, None]}
+    assert "NaN" not in path.read_text()

@@ -34,7 +34,9 @@ def read_checkpoint(path: str | Path, mmap: bool = True) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        reason = str(error).split("\n")[0]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "unpickling refused")
+        reason = reason.split(" Please use")[0]  # torch goes on to say how to load it anyway; we do not
         raise CheckpointError(f"{str(path)!r} was refused: it holds more than tensors and plain data "
                               f"({reason}); only checkpoints written by this workbench are loaded") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:

@@ -19,5 +19,6 @@ __all__ = [
     "ImageFolderDataModule",
 ]
 from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule, collate_graphs  # noqa: E402
+from .moses import MOSESDataModule  # noqa: E402
 
-__all__ += ["MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "ZINC250kDataModule", "collate_graphs"]
+__all__ += ["MOSESDataModule", "MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "ZINC250kDataModule", "collate_graphs"]

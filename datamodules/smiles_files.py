@@ -8,9 +8,10 @@ one; reference files (training and test sets) skip empty lines.
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
 from qgfd_gen.errors import DataUnavailableError, UsageError
 
@@ -25,9 +26,10 @@ def read_smiles_file(path: str | Path, column: Optional[str] = None, keep_empty:
         raise DataUnavailableError(f"SMILES file {str(path)!r} does not exist" if not path.exists()
                                    else f"SMILES file {str(path)!r} is not a file")
     try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise UsageError(f"{str(path)!r} is not a text file of SMILES") from None
+        with _open_text(path) as handle:
+            text = handle.read()
+    except (UnicodeDecodeError, OSError, EOFError):
+        raise UsageError(f"{str(path)!r} is not a text file of SMILES (plain or .gz)") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines = lines[:-1]  # the final newline ends the last line; it is no sample
@@ -42,6 +44,11 @@ def read_smiles_file(path: str | Path, column: Optional[str] = None, keep_empty:
     return smiles if keep_empty else [s for s in smiles if s]
 
 
+def _open_text(path: Path) -> IO[str]:
+    """A text handle on a plain or gzip-compressed (.gz) file."""
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+
+
 def _is_header(field: str) -> bool:
     return field.strip().strip('"').lower() in HEADER_WORDS
 
@@ -49,7 +56,7 @@ def _is_header(field: str) -> bool:
 def _read_table(path: Path, lines: list[str], column: Optional[str]) -> list[str]:
     first = next((line for line in lines if line.strip()), "")
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    with open(path, newline="") as handle:  # the csv reader, not lines: quoted cells may hold newlines
+    with _open_text(path) as handle:  # the csv reader, not lines: quoted cells may hold newlines
         rows = list(csv.reader(handle, delimiter=delimiter))
     header = [name.strip() for name in rows[0]] if rows else []
     if column is None:

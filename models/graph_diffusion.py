@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .counter_noise import gumbel_argmax
 from .discrete_diffusion import MarginalDiffusion
 
 # (noisy atoms one-hot [B, n, A], noisy bonds one-hot [B, n, n, K], t in [0, 1] [B], node mask [B, n])
@@ -74,39 +75,51 @@ class GraphDiffusion(nn.Module):
             raise ValueError(f"steps={steps!r}; need an integer from 1 to {total} (the diffusion timesteps)")
         return sorted(set(torch.linspace(total, 0, steps + 1).round().long().tolist()), reverse=True)
 
-    def _prior_sample(self, count: int, generator: torch.Generator, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    def _prior_sample(self, seed: int, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Sizes from the training distribution; atoms and bonds from the noise limit (the marginals)."""
-        n_max = self.max_atoms
-        sizes = torch.multinomial(self.size_distribution.cpu().float(), count, replacement=True, generator=generator)
-        node_mask = (torch.arange(n_max)[None] < sizes.clamp(min=1)[:, None]).to(device)
-        atoms = torch.multinomial(self.atoms.marginals.cpu().float(), count * n_max, replacement=True,
-                                  generator=generator).view(count, n_max).to(device)
-        bond_probs = self.bonds.marginals.cpu().float().expand(count, n_max, n_max, -1)
-        return atoms, symmetric_sample(bond_probs, generator).to(device), node_mask
+        n_max, count = self.max_atoms, len(index)
+        size_logits = self.size_distribution.float().clamp_min(1e-30).log().expand(count, -1)
+        sizes = gumbel_argmax(size_logits, seed, index, stream=0)
+        node_mask = torch.arange(n_max, device=index.device)[None] < sizes.clamp(min=1)[:, None]
+        atom_logits = self.atoms.marginals.float().log().expand(count, n_max, -1)
+        atoms = gumbel_argmax(atom_logits, seed, index, stream=1)
+        bond_logits = self.bonds.marginals.float().log().expand(count, n_max, n_max, -1)
+        return atoms, self._symmetric_draw(bond_logits, seed, index, stream=2), node_mask
+
+    def _symmetric_draw(self, logits: Tensor, seed: int, index: Tensor, stream: int) -> Tensor:
+        """[B, n, n] categories from [B, n, n, K] log-probabilities, drawn on the upper triangle and mirrored."""
+        n = logits.shape[1]
+        rows, cols = torch.triu_indices(n, n, 1, device=logits.device)
+        drawn = gumbel_argmax(logits[:, rows, cols], seed, index, stream)
+        bonds = torch.zeros(logits.shape[:3], dtype=torch.long, device=logits.device)
+        bonds[:, rows, cols] = drawn
+        return bonds + bonds.transpose(1, 2)
 
     def _posterior_draw(self, atoms: Tensor, e: Tensor, atom_logits: Tensor, bond_logits: Tensor, t: int, s: int,
-                        generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """A draw of (atoms, bonds) at step s from p(G_s | G_t) with the predicted clean graph."""
+                        seed: int, index: Tensor) -> tuple[Tensor, Tensor]:
+        """A draw of (atoms, bonds) at step s from p(G_s | G_t) with the predicted clean graph, on the device."""
         count, device = atoms.shape[0], atoms.device
         t_vec = torch.full((count,), t, device=device, dtype=torch.long)
         s_vec = torch.full((count,), s, device=device, dtype=torch.long)
         x_full = F.one_hot(atoms, self.num_atom_types).double()  # padding rows too: every row is a distribution
         atom_probs = self.atoms.posterior_probs(x_full, atom_logits.softmax(-1), t_vec, s_vec)
         bond_probs = self.bonds.posterior_probs(e, bond_logits.softmax(-1), t_vec, s_vec)
-        drawn = torch.multinomial(atom_probs.view(-1, atom_probs.shape[-1]).float().cpu(), 1, generator=generator)
-        bonds = symmetric_sample(bond_probs.float().cpu(), generator)
-        return drawn.view(atoms.shape).to(device), bonds.to(device)
+        drawn = gumbel_argmax(atom_probs.clamp_min(1e-30).log(), seed, index, stream=3 + 2 * t)
+        return drawn, self._symmetric_draw(bond_probs.clamp_min(1e-30).log(), seed, index, stream=4 + 2 * t)
 
     @torch.no_grad()
-    def sample(self, denoise: GraphDenoiser, count: int, steps: Optional[int], generator: torch.Generator,
-               device: torch.device, exit_tol: Optional[float] = None) -> tuple[Tensor, Tensor, Tensor]:
-        """`count` graphs: (atoms [count, n] with -1 at padding, bonds [count, n, n], network calls per sample).
+    def sample(self, denoise: GraphDenoiser, index: Tensor, steps: Optional[int], seed: int,
+               exit_tol: Optional[float] = None) -> tuple[Tensor, Tensor, Tensor]:
+        """One graph per sample index (`index`, long, on the device that samples): (atoms [count, n] with -1 at
+        padding, bonds [count, n, n], network calls per sample). Every random draw comes from counter-based
+        noise keyed by (seed, sample index, step): a molecule is the same whatever batch it is sampled in.
         exit_tol: a molecule leaves the batch, returning its predicted clean graph, once that prediction
         changed in less than this fraction of its atoms and atom pairs since the last step and the chain's
         current graph already agrees with it but for that fraction. (The second condition matters at high
         noise, where the prediction is a steady, uninformative guess: the first alone exited at once.)"""
         schedule = self.timestep_schedule(steps)
-        atoms, bonds, node_mask = self._prior_sample(count, generator, device)
+        count, device = len(index), index.device
+        atoms, bonds, node_mask = self._prior_sample(seed, index)
         x, e = self.one_hot_graph(atoms, bonds, node_mask)
         full_mask, final_atoms, final_bonds = node_mask, atoms.clone(), bonds.clone()
         alive, evaluations, previous = torch.arange(count, device=device), torch.zeros(count), None
@@ -126,7 +139,7 @@ class GraphDiffusion(nn.Module):
                         break
                     atom_logits, bond_logits, clean = atom_logits[keep], bond_logits[keep], (clean[0][keep], clean[1][keep])
                 previous = clean
-            atoms, bonds = self._posterior_draw(atoms, e, atom_logits, bond_logits, t, s, generator)
+            atoms, bonds = self._posterior_draw(atoms, e, atom_logits, bond_logits, t, s, seed, index[alive])
             x, e = self.one_hot_graph(atoms, bonds, node_mask)
         if len(alive):
             final_atoms[alive], final_bonds[alive] = atoms, e.argmax(-1)
@@ -148,8 +161,8 @@ def symmetric_upper(bonds: Tensor) -> Tensor:
     return upper + upper.transpose(1, 2)
 
 
-def symmetric_sample(probs: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+def symmetric_sample(probs: Tensor) -> Tensor:
     """Draw [B, n, n] categories from [B, n, n, K] probabilities on the upper triangle and mirror it."""
     b, n, _, k = probs.shape
-    draws = torch.multinomial(probs.reshape(-1, k).float(), 1, generator=generator).view(b, n, n)
+    draws = torch.multinomial(probs.reshape(-1, k).float(), 1).view(b, n, n)  # training noise: the global RNG
     return symmetric_upper(draws)

@@ -109,7 +109,8 @@ class MoleculeDiffusion(DiffusionModule):
                correct: bool = False, exit_tol: Optional[float] = None,
                progress: Optional[Callable[[int], None]] = None) -> MoleculeSamples:
         """`num` molecules: sizes from the training distribution, then the reverse chain in `steps` jumps
-        (all timesteps when None). exit_tol in (0, 1]: per-molecule early exit, see GraphDiffusion.sample."""
+        (all timesteps when None). Molecule i depends on (seed, i) only: not on the batch size, and every draw
+        stays on the model's device. exit_tol in (0, 1]: per-molecule early exit, see GraphDiffusion.sample."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_tol is not None and not 0 < exit_tol <= 1:
@@ -117,12 +118,12 @@ class MoleculeDiffusion(DiffusionModule):
         self.diffusion.timestep_schedule(steps)  # checks steps before any work
         was_training, start = self.training, time.perf_counter()
         self.eval()
-        generator = torch.Generator().manual_seed(seed)
         denoise, iterations = self.counting_network(use_ema)
         all_atoms, all_bonds, evaluations = [], [], []
         for lo in range(0, num, batch_size):
             count = min(batch_size, num - lo)
-            atoms, bonds, used = self.diffusion.sample(denoise, count, steps, generator, self.device, exit_tol)
+            index = torch.arange(lo, lo + count, device=self.device)
+            atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_tol)
             all_atoms.append(atoms.cpu())
             all_bonds.append(bonds.cpu())
             evaluations.append(used)

@@ -43,3 +43,12 @@ def test_json_is_standard_nan_becomes_null(tmp_path):
     path = write_json(tmp_path / "x.json", {"fcd": float("nan"), "rows": [1.5, float("inf")]})
     assert json.loads(path.read_text()) == {"fcd": None, "rows": [1.5, None]}
     assert "NaN" not in path.read_text()
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -3,6 +3,7 @@
     qgfd-bench                         # operator suite, writes bench-operator.json
     qgfd-bench --suite operator --sizes 256,1024 --out my.json
     qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
+    qgfd-bench --suite molecules       # graph denoiser step and sampler throughput, QGFD against alpha 0
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process.
 """
@@ -25,6 +26,7 @@ from qgfd_gen.memory import MemoryTracker
 from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
 
+from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_unet import print_unet_table, unet_suite
 from .timing import median_ms
 
@@ -125,7 +127,7 @@ alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=["operator", "unet"], default="operator")
+    parser.add_argument("--suite", choices=["operator", "unet", "molecules"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
     parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
     parser.add_argument("--modes", type=mode_list, default=list(MODES))
@@ -135,6 +137,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--iterations", type=positive_int, default=6, help="QGFD diffusion iterations")
     parser.add_argument("--alpha", type=alpha_value, default=0.5)
     parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--num-molecules", type=positive_int, default=256, help="molecules suite: molecules sampled")
+    parser.add_argument("--sample-steps", type=positive_int, default=50, help="molecules suite: sampler steps")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     check_outputs({"--out": args.out or f"bench-{args.suite}.json"})
@@ -147,9 +151,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows = operator_suite(args.sizes, args.modes, args.dim, args.heads, args.batch or 2, args.iterations, args.alpha,
                               args.repeats, say)
         print_operator_table(rows)
-    else:
+    elif args.suite == "unet":
         rows = unet_suite(batch=args.batch or 4, repeats=min(args.repeats, 3), progress=say)
         print_unet_table(rows)
+    else:
+        rows = molecule_suite(["qm9", "zinc"], batch=args.batch or 256, num=args.num_molecules,
+                              steps=args.sample_steps, repeats=args.repeats, progress=say)
+        print_molecule_table(rows)
+        meta["ratios"] = molecule_ratios(rows)
     out = write_json(args.out or f"bench-{args.suite}.json", {"meta": meta, "rows": rows})
     print(f"wrote {out}")
     return 0

@@ -1,0 +1,84 @@
+"""The `molecules` suite of qgfd-bench: the graph denoiser's training step and the sampler's throughput
+(molecules per second), QGFD against alpha 0, at QM9 size (9 atoms) and at ZINC / MOSES size (38 atoms).
+Weights are random (speed does not depend on them); the chain's statistics are uniform."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+from models import GraphTransformerConfig, MoleculeDiffusion, OptimizerConfig
+from qgfd_gen.attention import QGFDConfig
+
+from .timing import median_ms
+
+SIZES = {"qm9": 9, "zinc": 38}
+
+
+def _model(dataset: str, alpha: float, network: GraphTransformerConfig, device: str) -> MoleculeDiffusion:
+    torch.manual_seed(0)
+    model = MoleculeDiffusion(dataset=dataset, network=network, qgfd=QGFDConfig(alpha=alpha, iterations=3,
+                              transition="adjacency"), optimizer=OptimizerConfig(lr=1e-4, warmup_steps=1))
+    n = SIZES[dataset]
+    sizes = torch.zeros(n + 1)
+    sizes[max(1, n * 2 // 3) :] = 1  # molecules of two thirds the maximum size and up
+    model.diffusion.set_statistics(torch.ones(len(model.vocab)), torch.tensor([8.0, 1.0, 0.3, 0.1]), sizes)
+    return model.to(device)
+
+
+def _training_batch(model: MoleculeDiffusion, batch: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    n = SIZES[model.hparams.dataset]
+    atoms = torch.randint(0, len(model.vocab), (batch, n), generator=generator)
+    atoms[:, n * 3 // 4 :] = -1
+    bonds = torch.randint(0, 2, (batch, n, n), generator=generator)
+    bonds = torch.triu(bonds, 1) + torch.triu(bonds, 1).transpose(1, 2)
+    return atoms.to(device), bonds.to(device)
+
+
+def molecule_suite(datasets: list[str], batch: int, num: int, steps: int, repeats: int, progress: Callable[[str], None],
+                   network: GraphTransformerConfig | None = None, device: str = "cpu") -> list[dict]:
+    network = network or GraphTransformerConfig()
+    rows = []
+    for dataset in datasets:
+        for alpha in (0.0, 0.5):
+            progress(f"molecules {dataset} alpha={alpha}")
+            model = _model(dataset, alpha, network, device)
+            atoms, bonds = _training_batch(model, batch, device)
+            optimizer = torch.optim.AdamW(model.denoiser.parameters(), lr=1e-6)
+            t = torch.randint(1, model.diffusion.num_timesteps + 1, (batch,), generator=torch.Generator().manual_seed(1))
+
+            def train_step():
+                optimizer.zero_grad(set_to_none=True)
+                model.diffusion.loss(model.denoiser, atoms, bonds, t.to(device), edge_weight=5.0)[0].backward()
+                optimizer.step()
+
+            step_ms = median_ms(train_step, repeats)
+            model.sample(min(num, 8), steps=2, seed=0)  # warm-up
+            start = time.perf_counter()
+            model.sample(num, steps=steps, seed=0, batch_size=num)
+            seconds = time.perf_counter() - start
+            rows.append({"suite": "molecules", "dataset": dataset, "max_atoms": SIZES[dataset], "alpha": alpha,
+                         "batch": batch, "train_step_ms": step_ms, "sample_num": num, "sample_steps": steps,
+                         "molecules_per_second": num / seconds, "device": device})
+    return rows
+
+
+def molecule_ratios(rows: list[dict]) -> dict[str, float]:
+    ratios = {}
+    for dataset in {r["dataset"] for r in rows}:
+        plain = next(r for r in rows if r["dataset"] == dataset and r["alpha"] == 0.0)
+        qgfd = next(r for r in rows if r["dataset"] == dataset and r["alpha"] > 0)
+        ratios[f"molecule_step_qgfd_vs_vanilla_{dataset}"] = qgfd["train_step_ms"] / plain["train_step_ms"]
+        ratios[f"molecule_sampling_qgfd_vs_vanilla_{dataset}"] = plain["molecules_per_second"] / qgfd["molecules_per_second"]
+    return ratios
+
+
+def print_molecule_table(rows: list[dict]) -> None:
+    print(f"{'dataset':8}{'alpha':>6}{'step ms':>10}{'mol/s':>10}")
+    for r in rows:
+        print(f"{r['dataset']:8}{r['alpha']:>6.1f}{r['train_step_ms']:>10.1f}{r['molecules_per_second']:>10.1f}")
+    for name, value in sorted(molecule_ratios(rows).items()):
+        print(f"{name}: {value:.3f}")

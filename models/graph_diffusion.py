@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .counter_noise import gumbel_argmax
+from qgfd_gen.counter_noise import gumbel_argmax
 from .discrete_diffusion import MarginalDiffusion
 
 # (noisy atoms one-hot [B, n, A], noisy bonds one-hot [B, n, n, K], t in [0, 1] [B], node mask [B, n])

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from qgfd_gen.io import atomic_path
+from qgfd_gen.errors import command
+from qgfd_gen.io import atomic_path, check_outputs
+
+from .options import positive_int
 
 
 class DigitsClassifier(nn.Module):
@@ -70,11 +73,13 @@ def train_digits_classifier(epochs: int = 30, seed: int = 0) -> tuple[DigitsClas
     return model, correct / total
 
 
+@command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Train the digits feature extractor for offline FID / IS.")
     parser.add_argument("--out", default="digits-classifier.pt")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=positive_int, default=30)
     args = parser.parse_args(argv)
+    check_outputs({"--out": args.out})
     model, accuracy = train_digits_classifier(args.epochs)
     with atomic_path(args.out) as tmp:
         torch.jit.script(model).save(str(tmp))

@@ -62,9 +62,10 @@ def _finite(value: Any) -> Any:
 def check_outputs(outputs: Mapping[str, Optional[PathLike]], inputs: Optional[Mapping[str, Optional[PathLike]]] = None,
                   folders: tuple[str, ...] = ()) -> None:
     """Before any work: every output (name -> path; None = not asked for) can be written, is none of the
-    inputs, and no two outputs are the same path. Names in `folders` are folders, the rest files. Parent
-    folders are made where missing; writing is tried for real (a temporary file), so read-only places,
-    /proc and folders given as files are all found here, not after an hour of sampling."""
+    inputs, and no two outputs are the same path. Names in `folders` are folders, the rest files. Writing is
+    tried for real (a temporary file in the nearest existing folder; missing folders are made later, when
+    the output is written), so read-only places, /proc and folders given as files are found here, not after
+    an hour of sampling, and a refused command leaves nothing behind."""
     taken: dict[Path, str] = {Path(p).resolve(): name for name, p in (inputs or {}).items() if p is not None}
     for name, path in outputs.items():
         if path is None:
@@ -81,13 +82,19 @@ def check_outputs(outputs: Mapping[str, Optional[PathLike]], inputs: Optional[Ma
 
 
 def _probe_writable(name: str, path: PathLike, folder: Path) -> None:
+    """Try a temporary file in the nearest folder that exists: nothing is left behind, and a parent that is a
+    file, a read-only place or /proc are all refused."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{name} {str(path)!r} cannot be written: {str(existing)!r} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise UsageError(f"{name} {str(path)!r} cannot be written ({error.strerror or error}: {folder})") from None
+        raise UsageError(f"{name} {str(path)!r} cannot be written ({error.strerror or error}: {existing})") from None
 
 
 def _jsonable(value: Any) -> Any:

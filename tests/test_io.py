@@ -16,16 +16,16 @@ def test_outputs_must_differ_from_inputs_and_each_other(tmp_path):
         check_outputs({"--json": source}, {"--samples": source})
     with pytest.raises(UsageError, match="--smiles .* is also --out"):
         check_outputs({"--out": tmp_path / "x", "--smiles": tmp_path / "x"})
-    check_outputs({"--out": tmp_path / "new" / "deeper" / "grid.png"})  # parents are made
-    assert (tmp_path / "new" / "deeper").is_dir()
+    check_outputs({"--out": tmp_path / "new" / "deeper" / "grid.png"})  # missing parents are fine ...
+    assert not (tmp_path / "new").exists()  # ... and a check leaves nothing behind
     assert source.read_text() == "CCO\n"
 
 
 def test_unwritable_outputs_are_found_before_any_work(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    with pytest.raises(UsageError, match="cannot be written"):
-        check_outputs({"--out": afile / "grid.png"})  # a parent that is a file
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        check_outputs({"--out": afile / "sub" / "grid.png"})  # a parent that is a file
     with pytest.raises(UsageError, match="is a folder; it must be a file path"):
         check_outputs({"--out": tmp_path})
     with pytest.raises(UsageError, match="is a file; it must be a folder"):

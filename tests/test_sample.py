@@ -7,7 +7,7 @@ from sampling.sample import main as sample_main
 
 
 def test_sample_images_command(image_checkpoint, tmp_path):
-    out, npz, folder = tmp_path / "grid.png", tmp_path / "s.npz", tmp_path / "each"
+    out, npz, folder = tmp_path / "new" / "grid.png", tmp_path / "s.npz", tmp_path / "each"  # folders made on write
     assert sample_main(["images", "--ckpt", str(image_checkpoint), "--num", "6", "--steps", "4", "--seed", "1",
                         "--out", str(out), "--npz", str(npz), "--images-dir", str(folder)]) == 0
     assert Image.open(out).size[0] > 8

@@ -1,5 +1,5 @@
 """Molecule data: QM9 (from the `qm9pack` package, no download), ZINC250k (CSV, downloaded on first use
-or read from a path), and any SMILES file. Molecules become padded graphs (qgfd_gen.chemistry), cached
+or read from a path), and any SMILES file. Molecules become padded graphs (datamodules.chemistry), cached
 in `data_dir` so that a second run starts at once. SMILES that fail to parse or fall outside the
 vocabulary are skipped and counted in one log line.
 """

@@ -13,7 +13,7 @@ DPM-Solver++); this object adds what they do not do: per-sample early exit, and 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -43,9 +43,6 @@ class NoiseSchedule:
             raise ValueError(f"prediction_type={self.prediction_type!r}; choose one of {', '.join(PREDICTIONS)}")
         if isinstance(self.num_train_timesteps, bool) or not int(self.num_train_timesteps) >= 2:
             raise ValueError(f"num_train_timesteps={self.num_train_timesteps!r}; need an integer >= 2")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def coerce(cls, value: "NoiseSchedule | dict | None") -> "NoiseSchedule":

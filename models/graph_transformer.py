@@ -5,7 +5,7 @@ noisy graph and predicts the clean atom and bond types. alpha = 0 is the plain g
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,6 @@ class GraphTransformerConfig:
     layers: int = 4
     heads: int = 4
     dropout: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def coerce(cls, value: "GraphTransformerConfig | dict | None") -> "GraphTransformerConfig":

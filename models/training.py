@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
@@ -30,9 +30,6 @@ class OptimizerConfig:
         if self.warmup_steps < 0:
             raise ValueError(f"optimizer.warmup_steps={self.warmup_steps!r}; need >= 0")
         self.betas = list(self.betas)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def coerce(cls, value: "OptimizerConfig | dict | None", **defaults) -> "OptimizerConfig":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 from diffusers import UNet2DModel
@@ -88,9 +88,6 @@ class UNetConfig:
             )
         self.block_out_channels, self.down_block_types = list(self.block_out_channels), list(self.down_block_types)
         self.up_block_types = list(self.up_block_types)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def coerce(cls, value: "UNetConfig | dict | None") -> "UNetConfig":

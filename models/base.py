@@ -11,7 +11,7 @@ import lightning as L
 from torch import nn
 
 from qgfd_gen.attention import mean_qgfd_iterations
-from qgfd_gen.checkpoints import RECORD_KEY, check_kind, make_record, read_checkpoint, record_of
+from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
 
 from .training import OptimizerConfig, adamw_with_warmup, exponential_moving_average
 
@@ -26,7 +26,7 @@ class DiffusionModule(L.LightningModule):
         """Lightning's loading, after a cheap safe look (memory-mapped, plain data only) at the checkpoint's
         record: a file of the other kind, an old format or an unsafe file is refused before anything is built."""
         if isinstance(checkpoint_path, (str, Path)):
-            check_kind(record_of(read_checkpoint(checkpoint_path), checkpoint_path), cls.kind, checkpoint_path)
+            check_file(checkpoint_path, cls.kind)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def build_training(self, network: nn.Module, optimizer: OptimizerConfig) -> None:

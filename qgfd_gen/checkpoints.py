@@ -62,11 +62,20 @@ def record_of(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
 
 
 def check_kind(record: dict[str, Any], expected: str, path: str | Path, hint: Optional[str] = None) -> None:
-    """Refuse a checkpoint of the other kind; `hint` says what to do instead (default: the other subcommand)."""
+    """Refuse a checkpoint of the other kind; `hint` says what to do instead (default: the other subcommand;
+    `{found}` in it becomes "a molecule" / "an image", the kind the file holds)."""
     found = record["kind"]
     if found != expected:
-        hint = hint or f"use the `{found}` subcommand"
+        hint = hint.format(found=KIND_NAMES[found]) if hint else f"use the `{found}` subcommand"
         raise CheckpointError(f"{str(path)!r} holds {KIND_NAMES[found]} model, not {KIND_NAMES[expected]} model; {hint}")
+
+
+def check_file(path: str | Path, expected: str, hint: Optional[str] = None) -> dict[str, Any]:
+    """A cheap, safe look at a checkpoint file before anything is built from it: readable plain data, this
+    workbench's current format, a model of the `expected` kind. Returns its record."""
+    record = record_of(read_checkpoint(path), path)
+    check_kind(record, expected, path, hint)
+    return record
 
 
 def make_record(kind: str, datamodule: Optional[object]) -> dict[str, Any]:

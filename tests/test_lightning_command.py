@@ -121,7 +121,7 @@ def test_ckpt_path_is_checked_before_training(tmp_path, monkeypatch, capsys, mol
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(molecule_checkpoint.read_bytes()[:3000])
     for path, message in ((tmp_path / "missing.ckpt", "does not exist"), (cut, "not a readable checkpoint"),
-                          (molecule_checkpoint, "holds a molecule model, not an image model")):
+                          (molecule_checkpoint, "holds a molecule model, not an image model; train it with a config of a molecule model")):
         assert main(["fit", "-c", str(CONFIGS / "digits.yaml"), "--trainer.fast_dev_run", "1",
                      "--ckpt_path", str(path)]) == 2
         err = capsys.readouterr().err

@@ -26,7 +26,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI  # noqa: E402
 
-from qgfd_gen.checkpoints import KIND_NAMES, check_kind, read_checkpoint, record_of
+from qgfd_gen.checkpoints import check_file, read_checkpoint, record_of
 from qgfd_gen.errors import QGFDError, UsageError, command
 
 # what jsonargparse says around the real reason when a nested config value is refused
@@ -78,12 +78,13 @@ class WorkbenchCLI(LightningCLI):
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path is None or str(path) in LIGHTNING_CKPT_NAMES or str(path).startswith("registry:"):
             return
-        record = record_of(read_checkpoint(path), path)
         class_path = str(self.config[subcommand].get("model", {}).get("class_path", ""))
         module_name, _, class_name = class_path.rpartition(".")
         kind = getattr(getattr(importlib.import_module(module_name), class_name, None), "kind", None) if module_name else None
         if kind:
-            check_kind(record, kind, path, hint=f"train it with a config of {KIND_NAMES[record['kind']]} model")
+            check_file(path, kind, hint="train it with a config of {found} model")
+        else:  # a model class of another project: still only a safe, current-format file
+            record_of(read_checkpoint(path), path)
 
     def instantiate_classes(self) -> None:
         try:

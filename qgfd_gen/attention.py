@@ -112,6 +112,7 @@ class QGFDAttention(nn.Module):
         self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
         self.last_stats: Optional[QGFDStats] = None
+        self.traces: Optional[list[Tensor]] = None  # a list while tracing: each call's residuals (see trace_qgfd)
 
     def forward(
         self,
@@ -125,8 +126,10 @@ class QGFDAttention(nn.Module):
         transition = transition or make_transition(self.config, grid_shape)
         out, self.last_stats = qgfd_attention(
             q, k, v, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
-            key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True,
+            key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True, trace=self.traces is not None,
         )
+        if self.traces is not None:
+            self.traces.append(self.last_stats.trace)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -154,6 +157,21 @@ def override_qgfd(model: nn.Module, **changes) -> Iterator[int]:
 def qgfd_layers(model: nn.Module) -> list[nn.Module]:
     """Every module of a model that runs QGFD (attention modules and diffusers processors)."""
     return [m for m in model.modules() if isinstance(getattr(m, "config", None), QGFDConfig)]
+
+
+@contextlib.contextmanager
+def trace_qgfd(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
+    """Within the block every QGFD layer records, for each of its calls, every iteration's residual
+    max|H_{t+1} - H_t| (over the batch); yields {layer name: [one tensor per call]}. Off again afterwards:
+    tracing costs a reduction per iteration."""
+    layers = {name: m for name, m in model.named_modules() if isinstance(getattr(m, "config", None), QGFDConfig)}
+    for m in layers.values():
+        m.traces = []
+    try:
+        yield {name: m.traces for name, m in layers.items()}
+    finally:
+        for m in layers.values():
+            m.traces = None
 
 
 def mean_qgfd_iterations(model: nn.Module) -> Optional[float]:

@@ -25,10 +25,12 @@ Alpha = Union[float, Tensor]
 
 @dataclass
 class QGFDStats:
-    """What the diffusion loop did, per batch element: iterations used and the last residual max|H_{t+1} - H_t|."""
+    """What the diffusion loop did, per batch element: iterations used and the last residual max|H_{t+1} - H_t|;
+    with trace=True also the residual of every iteration (max over the batch), to see how fast H settles."""
 
     iterations_used: Tensor  # [B] long
     residual: Tensor  # [B], NaN where no iteration ran
+    trace: Optional[Tensor] = None  # [iterations run], with trace=True
 
 
 def check_alpha(alpha: Alpha) -> None:
@@ -108,14 +110,16 @@ def diffuse_values(
     alpha: Alpha,
     iterations: int,
     tol: Optional[float] = None,
+    trace: bool = False,
 ) -> tuple[Tensor, QGFDStats]:
     """H_T from H_0 = v, H_{t+1} = (1 - a) v + a P H_t. With tol, a sample freezes once its residual
-    max |H_{t+1} - H_t| drops below tol (the iteration that got there is kept)."""
+    max |H_{t+1} - H_t| drops below tol (the iteration that got there is kept). trace=True records every
+    iteration's residual (one extra reduction per iteration; off by default)."""
     b = v.shape[0]
     iterations_used = torch.zeros(b, dtype=torch.long, device=v.device)
     residual = torch.full((b,), float("nan"), dtype=v.dtype, device=v.device)
     if iterations == 0 or _is_zero(alpha):
-        return v, QGFDStats(iterations_used, residual)
+        return v, QGFDStats(iterations_used, residual, v.new_zeros(0) if trace else None)
     v_native = operator.to_native(v)
     a = alpha if isinstance(alpha, Tensor) and alpha.dim() == 0 else _alpha_for(alpha, v)
     if isinstance(a, Tensor) and a.dim() > 0:
@@ -123,8 +127,11 @@ def diffuse_values(
     source = (1 - a) * v_native
     h = v_native
     active = torch.ones(b, dtype=torch.bool, device=v.device)
+    history: list[Tensor] = []
     for iteration in range(iterations):
         h_next = source + a * operator.matmul_native(h)
+        if trace:
+            history.append((h_next - h).detach().abs().amax())
         if tol is None:  # fixed number of iterations: only the last residual is worth a pass over H
             if iteration == iterations - 1:
                 residual = (h_next - h).detach().abs().flatten(1).amax(1)
@@ -139,12 +146,13 @@ def diffuse_values(
         active = active & (step_residual >= tol)
         if not bool(active.any()):
             break
-    return operator.from_native(h), QGFDStats(iterations_used, residual)
+    traced = torch.stack(history) if trace else None
+    return operator.from_native(h), QGFDStats(iterations_used, residual, traced)
 
 
 def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition, Tensor], *, alpha: Alpha,
                    iterations: int, tol: Optional[float] = None, key_padding_mask: Optional[Tensor] = None,
-                   attn_bias: Optional[Tensor] = None, return_stats: bool = False):
+                   attn_bias: Optional[Tensor] = None, return_stats: bool = False, trace: bool = False):
     """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
 
     transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
@@ -152,7 +160,7 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     sample early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
     broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
     form is exact for any p0. A sample whose keys are all padded gets zeros. Returns out [B, H, Lq, d_v]
-    (and QGFDStats with return_stats=True)."""
+    (and QGFDStats with return_stats=True; trace=True adds every iteration's residual to it)."""
     check_alpha(alpha)
     check_iterations(iterations)
     check_tol(tol)
@@ -160,7 +168,7 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     _check_alpha_shape(alpha, q.shape[1])
     key_padding_mask, empty = _unpadded(key_padding_mask)
     operator = as_transition(transition).bind(k, key_padding_mask)
-    h, stats = diffuse_values(v, operator, alpha=alpha, iterations=iterations, tol=tol)
+    h, stats = diffuse_values(v, operator, alpha=alpha, iterations=iterations, tol=tol, trace=trace)
     out = F.scaled_dot_product_attention(q, k, h, attn_mask=_attention_mask(key_padding_mask, attn_bias, q.dtype))
     out = out if empty is None else out.masked_fill(empty, 0.0)
     return (out, stats) if return_stats else out

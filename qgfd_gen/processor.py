@@ -28,6 +28,7 @@ class QGFDAttnProcessor(nn.Module):
         self.grid_shape = grid_shape
         self.alpha = LayerAlpha(config, layer_index)
         self.last_stats: Optional[QGFDStats] = None
+        self.traces: Optional[list[Tensor]] = None  # a list while tracing: each call's residuals (see trace_qgfd)
 
     def _grid_shape(self, n: int, spatial: Optional[tuple[int, int]]) -> Optional[tuple[int, int]]:
         if spatial is not None:
@@ -68,8 +69,10 @@ class QGFDAttnProcessor(nn.Module):
         transition = make_transition(self.config, self._grid_shape(n, spatial))
         out, self.last_stats = qgfd_attention(
             query, key, value, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
-            return_stats=True,
+            return_stats=True, trace=self.traces is not None,
         )
+        if self.traces is not None:
+            self.traces.append(self.last_stats.trace)
         out = out.transpose(1, 2).reshape(b, n, -1).to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if spatial is not None:

@@ -1,6 +1,7 @@
 """Networks, diffusion processes and LightningModules: what is trained and how it samples."""
 
 from .callbacks import SampleGridCallback
+from .diagnostics import TrainingDiagnostics
 from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 from .graph_diffusion import GraphDiffusion
 from .graph_transformer import GraphTransformerConfig
@@ -10,4 +11,5 @@ from .training import OptimizerConfig
 from .unet import UNetConfig
 
 __all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
-           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleResult", "UNetConfig"]
+           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleResult",
+           "TrainingDiagnostics", "UNetConfig"]

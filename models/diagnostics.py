@@ -1,0 +1,163 @@
+"""What a training run records besides its loss, so that runs can be compared on how they trained:
+gradient norms (total and per attention layer), non-finite steps skipped, each layer's QGFD alpha, and how
+far QGFD's iteration has settled (the residual max|H_t - H_{t-1}| of every iteration) at each validation."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from qgfd_gen.attention import qgfd_layers, trace_qgfd
+from qgfd_gen.io import write_json
+
+RESIDUALS_FILE = "qgfd_residuals.json"
+
+
+def attention_layers(network: nn.Module) -> dict[str, nn.Module]:
+    """The outermost attention modules of a network by name (vanilla or QGFD: diffusers' `Attention`, the
+    workbench's `QGFDAttention`), so runs with and without QGFD report the same layers."""
+    found: dict[str, nn.Module] = {}
+    for name, module in network.named_modules():
+        if type(module).__name__.endswith("Attention") and not any(name.startswith(f"{n}.") for n in found):
+            found[name] = module
+    return found
+
+
+def gradient_norm(parameters) -> Tensor:
+    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
+class TrainingDiagnostics(L.Callback):
+    """Logs `grad_norm/total` and `grad_norm/<layer>` (before clipping), `qgfd_alpha/<layer>`,
+    `nonfinite/losses` and `nonfinite/skipped_steps`, every `log_every_n_steps` optimiser steps; skips an
+    optimiser step whose gradients are not finite (they are dropped, the weights stay); at the end of each
+    validation logs `qgfd_residual/<layer>` (the last iteration's residual) and appends every iteration's
+    residual, from each layer's first call on the first validation batch, to `<log_dir>/qgfd_residuals.json`."""
+
+    def __init__(self, log_every_n_steps: Optional[int] = None, skip_nonfinite: bool = True):
+        self.log_every_n_steps, self.skip_nonfinite = log_every_n_steps, skip_nonfinite
+        self.nonfinite_losses = 0
+        self.skipped_steps = 0
+        self.residual_records: list[dict[str, Any]] = []
+        self._traces: dict[str, list[Tensor]] = {}
+        self._tracing: Any = None
+        self.step_seconds: list[float] = []  # wall time of each training batch of this fit
+        self.peak_memory_mb: Optional[float] = None
+        self._batch_start = 0.0
+
+    # ------------------------------------------------------------------ cost: time per step, peak memory
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.step_seconds = []
+        reset_peak_memory(pl_module.device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._batch_start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.peak_memory_mb = peak_memory_mb(pl_module.device)
+
+    def seconds_per_step(self) -> Optional[float]:
+        """Median wall time of a training batch, the first five (warm-up) left out when there are more."""
+        times = self.step_seconds[5:] if len(self.step_seconds) > 10 else self.step_seconds
+        return statistics.median(times) if times else None
+
+    # ------------------------------------------------------------------ training
+    def _due(self, trainer: L.Trainer) -> bool:
+        every = self.log_every_n_steps or trainer.log_every_n_steps or 1
+        return trainer.global_step % every == 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.step_seconds.append(time.perf_counter() - self._batch_start)
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            self.nonfinite_losses += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        network = pl_module.network
+        total = gradient_norm(network.parameters())
+        if self.skip_nonfinite and not bool(torch.isfinite(total)):
+            self.skipped_steps += 1
+            optimizer.zero_grad(set_to_none=True)  # AdamW leaves parameters without gradients untouched
+        if not self._due(trainer):
+            return
+        values = {"grad_norm/total": total, "nonfinite/losses": float(self.nonfinite_losses),
+                  "nonfinite/skipped_steps": float(self.skipped_steps)}
+        for name, layer in attention_layers(network).items():
+            values[f"grad_norm/{name}"] = gradient_norm(layer.parameters())
+        for name, layer in _named_qgfd_layers(network).items():
+            alpha = layer.alpha()
+            values[f"qgfd_alpha/{name}"] = float(alpha.detach().mean() if isinstance(alpha, Tensor) else alpha)
+        pl_module.log_dict(values, on_step=True, on_epoch=False)
+
+    # ------------------------------------------------------------------ validation: QGFD residuals
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if trainer.sanity_checking or batch_idx != 0 or dataloader_idx != 0:
+            return
+        self._tracing = trace_qgfd(pl_module)
+        self._traces = self._tracing.__enter__()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self._tracing is None:
+            return
+        tracing, self._tracing = self._tracing, None
+        traces = {name: [float(r) for r in calls[0]] for name, calls in self._traces.items() if calls and len(calls[0])}
+        tracing.__exit__(None, None, None)
+        if not traces:
+            return
+        pl_module.log_dict({f"qgfd_residual/{name}": trace[-1] for name, trace in traces.items()},
+                           on_step=False, on_epoch=True)
+        self.residual_records.append({"step": trainer.global_step, "layers": traces})
+        if trainer.is_global_zero and trainer.log_dir:
+            write_json(Path(trainer.log_dir) / RESIDUALS_FILE, self.residual_records)
+
+    # ------------------------------------------------------------------ resumable counters
+    def state_dict(self) -> dict[str, Any]:
+        return {"nonfinite_losses": self.nonfinite_losses, "skipped_steps": self.skipped_steps,
+                "residual_records": self.residual_records}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.nonfinite_losses = int(state_dict.get("nonfinite_losses", 0))
+        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+        self.residual_records = list(state_dict.get("residual_records", []))
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start counting peak memory now: CUDA's allocator peak, or on Linux the process's peak resident set
+    (VmHWM, reset through /proc/self/clear_refs); elsewhere the process peak since it started stands."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb(device: torch.device) -> Optional[float]:
+    """Peak memory since `reset_peak_memory`, in MiB: CUDA allocated bytes, or the resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _named_qgfd_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """QGFD layers by module name (the EMA copy's layers, named `ema.module...`, included when `model` is
+    the LightningModule)."""
+    wanted = {id(m) for m in qgfd_layers(model)}
+    return {name: m for name, m in model.named_modules() if id(m) in wanted}
+

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
+from typing import Optional
 
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles
 from datamodules.smiles_files import read_smiles_file
@@ -48,6 +50,13 @@ def evaluate_smiles_file(args) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=2)
+def reference_sets(train: tuple[str, ...], test: Optional[tuple[str, ...]]) -> tuple[MoleculeMetrics, Optional[ChemNetReference]]:
+    """The canonical training set (novelty) and the test set's ChemNet statistics (FCD), built once per
+    process for the same sets: a study evaluates many checkpoints of one data set in a row."""
+    return MoleculeMetrics(train), None if test is None else ChemNetReference(test)
+
+
 def evaluate_molecules(args) -> int:
     if args.samples:
         return evaluate_smiles_file(args)
@@ -73,8 +82,7 @@ def evaluate_molecules(args) -> int:
         return model.sample(args.num_samples, steps=setting["sampler_steps"], seed=args.seed,
                             batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
 
-    novelty = MoleculeMetrics(train)  # canonical training SMILES, once per sweep
-    reference = None if args.no_fcd else ChemNetReference(test)  # test-set ChemNet statistics, once per sweep
+    novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
     run_sweep(model, args, results, "posterior-jump", draw,
               lambda result: score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd), metrics)
     plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")

@@ -1,0 +1,175 @@
+"""qgfd-study: does QGFD help, and at what cost? Trains every arm of a study for every seed through the same
+LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and writes the evidence.
+
+    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu]
+
+OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
+step, peak memory, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
+each arm's difference from the baseline arm with a 95% paired t interval over seeds, and the plots. Every run
+lives in OUT/runs/<arm>/seed<k>/ (its config, checkpoints, logs, evaluation). A rerun skips finished runs and
+resumes an interrupted one from its last checkpoint; a folder holding another study is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from qgfd_gen.errors import UsageError, command
+from qgfd_gen.io import atomic_path, check_outputs, write_json, write_text
+
+from .study_plan import Run, StudyPlan, read_study
+from .study_plots import loss_curve
+from .study_report import STUDY_FILE, StudyTable, write_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qgfd-study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="a study file (configs/studies/*.yaml)")
+    parser.add_argument("--out", default=None, help="study folder (default studies/<study name>)")
+    return parser
+
+
+def eval_arguments(plan: StudyPlan, checkpoint: Path, out: Path) -> argparse.Namespace:
+    """qgfd-eval's arguments for one run, from the study's `evaluate` mapping (keys as the options'
+    names, lists for comma lists)."""
+    from sampling.evaluate import build_parser as eval_parser
+
+    argv = [plan.kind, "--ckpt", str(checkpoint), "--out", str(out)]
+    for key, value in plan.evaluate.items():
+        option = "--" + str(key).replace("_", "-")
+        if value is True:
+            argv.append(option)
+        elif value is not False and value is not None:
+            argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    try:
+        return eval_parser().parse_args(argv)
+    except SystemExit:  # argparse has printed what it refused
+        raise UsageError(f"the study's evaluate options {plan.evaluate} are not qgfd-eval {plan.kind} options "
+                         f"(see `qgfd-eval {plan.kind} --help`)") from None
+
+
+def check_evaluation(plan: StudyPlan, out: Path) -> None:
+    """Before any training: the evaluation options parse and the files they name exist."""
+    args = eval_arguments(plan, out / "final.ckpt", out / "eval")
+    for name in ("feature_extractor", "inception_weights", "data_dir"):
+        path = getattr(args, name, None)
+        if path and not Path(path).exists():
+            hint = " (make it: python -m sampling.feature_extractors --out FILE)" if name == "feature_extractor" else ""
+            raise UsageError(f"evaluate.{name}={path!r} does not exist{hint}")
+
+
+def train(run: Run) -> dict[str, Any]:
+    """Train one run (resuming from its last checkpoint), save final.ckpt, and return what it cost."""
+    record_path, final = run.folder / "training.json", run.folder / "final.ckpt"
+    if record_path.exists() and final.exists():
+        return json.loads(record_path.read_text())
+    from .lightning import run_cli
+
+    config_path = write_text(run.folder / "config.yaml", yaml.safe_dump(run.config, sort_keys=False))
+    last = run.folder / "checkpoints" / "last.ckpt"
+    resumed = last.exists()
+    argv = ["fit", "-c", str(config_path)] + (["--ckpt_path", str(last)] if resumed else [])
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # LightningCLI warns when args are given while sys.argv holds the study's own
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter")
+        cli = run_cli(argv)
+    trainer, model = cli.trainer, cli.model
+    if trainer.interrupted or (run.config["trainer"]["max_steps"] > 0 and trainer.global_step < run.config["trainer"]["max_steps"]):
+        raise KeyboardInterrupt(f"training of {run.arm} seed {run.seed} stopped at step {trainer.global_step}")
+    seconds = time.perf_counter() - start
+    validation = trainer.validate(model, datamodule=cli.datamodule, verbose=False)[0]  # at the final weights
+    diagnostics = next(c for c in trainer.callbacks if type(c).__name__ == "TrainingDiagnostics")
+    with atomic_path(final) as tmp:
+        trainer.save_checkpoint(tmp, weights_only=False)
+    record = {
+        "parameters": sum(p.numel() for p in model.network.parameters() if p.requires_grad),
+        "steps": trainer.global_step, "train_seconds": seconds, "resumed": resumed,
+        "seconds_per_step": diagnostics.seconds_per_step(), "peak_memory_mb": diagnostics.peak_memory_mb,
+        "train_loss": final_training_loss(run.folder),
+        "val_loss": _float(validation.get("val/loss")),
+        "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
+    }
+    write_json(record_path, record)
+    return record
+
+
+def final_training_loss(folder: Path, last: int = 10) -> Optional[float]:
+    """The mean of the last `last` logged training losses: one batch's loss is too noisy to compare runs."""
+    curve = loss_curve(folder)[-last:]
+    return sum(value for _, value in curve) / len(curve) if curve else None
+
+
+def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
+    """qgfd-eval on the run's final checkpoint; the metrics of each evaluated setting (suffixed with the
+    sampler steps when the evaluation sweeps more than one)."""
+    from sampling.evaluate_images import evaluate_images
+    from sampling.evaluate_molecules import evaluate_molecules
+
+    args = eval_arguments(plan, run.folder / "final.ckpt", run.folder / "eval")
+    (evaluate_images if plan.kind == "images" else evaluate_molecules)(args)
+    data = json.loads((run.folder / "eval" / "results.json").read_text())
+    rows = data["rows"]
+    scores: dict[str, Any] = {}
+    for row in rows:
+        suffix = f"@{row['sampler_steps']}" if len(rows) > 1 else ""
+        scores.update({f"{m}{suffix}": row[m] for m in KNOWN_METRICS if m in row})
+    return scores
+
+
+KNOWN_METRICS = ("fid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd")
+
+
+def _float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def run_study(plan: StudyPlan, out: Path) -> StudyTable:
+    table = StudyTable(out, plan)
+    runs = plan.runs(out)
+    todo = [run for run in runs if not table.has(run)]
+    print(f"study {plan.name}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = {len(runs)} runs, "
+          f"{len(runs) - len(todo)} already done; budget {plan.budget} per run; results in {out}")
+    started, finished = time.perf_counter(), 0
+    for index, run in enumerate(todo, start=len(runs) - len(todo) + 1):
+        elapsed = time.perf_counter() - started
+        left = f", about {elapsed / finished * (len(todo) - finished) / 60:.0f} min left" if finished else ""
+        _announce(f"[{index}/{len(runs)}] {run.arm}, seed {run.seed} ({elapsed / 60:.1f} min elapsed{left})")
+        row = {"arm": run.arm, "seed": run.seed, **plan.arms[run.arm], **train(run), **evaluate(plan, run)}
+        table.append(row)
+        write_report(out, plan, table.rows)
+        finished += 1
+    report = write_report(out, plan, table.rows)
+    print(f"wrote {out / STUDY_FILE}, {out / 'study.csv'}, {report}")
+    return table
+
+
+def _announce(text: str) -> None:
+    try:
+        from rich.console import Console
+
+        Console(stderr=True).rule(text)
+    except ImportError:  # pragma: no cover - rich comes with the project
+        print(text, file=sys.stderr)
+
+
+@command
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    plan = read_study(args.config)
+    out = Path(args.out or Path("studies") / plan.name)
+    check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
+    check_evaluation(plan, out)
+    run_study(plan, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""A study's evidence: its rows (study.json, study.csv), and report.md with mean ± std per arm, each arm's
+difference from the baseline arm with a 95% paired t interval over seeds, and plots of quality, training
+loss, cost and QGFD's residuals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Optional
+
+from qgfd_gen.errors import UsageError
+from qgfd_gen.io import write_json, write_text
+
+from .study_plan import StudyPlan
+from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
+
+STUDY_FILE = "study.json"
+# metric -> True when higher is better
+QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "fid": False, "is": True,
+           "nll_bpd": False}
+COST = {"seconds_per_step": False, "peak_memory_mb": False, "train_loss": False, "val_loss": False}
+
+
+class StudyTable:
+    """The rows of a study, rewritten whole (by rename) after every run; a folder holding another study's
+    rows is refused, not mixed."""
+
+    def __init__(self, out: Path, plan: StudyPlan):
+        self.out, self.meta = out, {"name": plan.name, "kind": plan.kind, "base": str(plan.base),
+                                    "baseline": plan.baseline, "identity": plan.identity()}
+        out.mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict[str, Any]] = []
+        path = out / STUDY_FILE
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                rows, identity = data["rows"], data["meta"]["identity"]
+            except (ValueError, KeyError, TypeError):
+                raise UsageError(f"{str(path)!r} is not a study file of this workbench; give another --out") from None
+            if identity != json.loads(json.dumps(self.meta["identity"])):
+                changed = sorted(k for k in identity if identity.get(k) != json.loads(json.dumps(self.meta["identity"])).get(k))
+                raise UsageError(f"{str(out)!r} holds another study (it differs in {', '.join(changed) or 'its keys'}); "
+                                 f"studies are never mixed: give a new --out")
+            self.rows = rows
+
+    def has(self, run) -> bool:
+        return any(r["arm"] == run.arm and r["seed"] == run.seed for r in self.rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        write_json(self.out / STUDY_FILE, {"meta": self.meta, "rows": self.rows})
+        columns: list[str] = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        write_text(self.out / "study.csv", buffer.getvalue())
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Quality metrics present (with any @steps suffix), in a fixed order."""
+    present = {k for r in rows for k, v in r.items() if _finite(v)}
+    return [c for m in QUALITY for c in sorted(present) if c == m or c.startswith(m + "@")]
+
+
+def higher_is_better(column: str) -> bool:
+    return {**QUALITY, **COST}.get(column.split("@")[0], False)
+
+
+def mean_std(values: list[float]) -> tuple[float, Optional[float]]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _t_quantile(seeds: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, seeds - 1))
+
+
+def paired_interval(arm: dict[int, float], baseline: dict[int, float]) -> Optional[tuple[float, float, float, int]]:
+    """Mean difference arm - baseline over the seeds both have, with a 95% Student t interval on the
+    per-seed differences (paired: each seed trains both arms on the same data order and noise)."""
+    diffs = [arm[s] - baseline[s] for s in arm if s in baseline]
+    if len(diffs) < 2:
+        return None
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    half = _t_quantile(len(diffs)) * sd / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half, len(diffs)
+
+
+def per_arm(rows: list[dict[str, Any]], column: str) -> dict[str, dict[int, float]]:
+    arms: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if _finite(r.get(column)):
+            arms.setdefault(r["arm"], {})[r["seed"]] = float(r[column])
+    return arms
+
+
+def _fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+
+
+def summary_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "| arm | seeds | " + " | ".join(f"{c} {'↑' if higher_is_better(c) else '↓'}" for c in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    for arm in plan.arms:
+        cells = []
+        for column in columns:
+            values = list(per_arm(rows, column).get(arm, {}).values())
+            if not values:
+                cells.append("–")
+                continue
+            mean, sd = mean_std(values)
+            cells.append(_fmt(mean) + (f" ± {_fmt(sd)}" if sd is not None else ""))
+        seeds = sorted({r["seed"] for r in rows if r["arm"] == arm})
+        lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> tuple[str, list[str]]:
+    """Arm minus baseline per column, with its interval; and the findings whose interval excludes 0."""
+    lines = ["| arm − " + plan.baseline + " | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    findings = []
+    for arm in plan.arms:
+        if arm == plan.baseline:
+            continue
+        cells = []
+        for column in columns:
+            data = per_arm(rows, column)
+            interval = paired_interval(data.get(arm, {}), data.get(plan.baseline, {}))
+            if interval is None:
+                cells.append("–")
+                continue
+            mean, lo, hi, n = interval
+            cells.append(f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]")
+            if lo > 0 or hi < 0:
+                better = (mean > 0) == higher_is_better(column)
+                findings.append(f"{arm}: {column} {'better' if better else 'worse'} than {plan.baseline} by "
+                                f"{_fmt(abs(mean))} (95% interval {_fmt(lo)} to {_fmt(hi)}, {n} seeds)")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), findings
+
+
+def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
+    quality = metric_columns(rows)
+    cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
+    diff_text, findings = difference_table(plan, rows, quality + cost)
+    plots = [p for p in (plot_quality(out, plan, rows, quality), plot_losses(out, plan, rows),
+                         plot_cost(out, plan, rows), plot_residuals(out, plan, rows)) if p is not None]
+    budget = ", ".join(f"{v:g} {k}" for k, v in plan.budget.items())
+    options = " ".join(f"--{str(k).replace('_', '-')}" + ("" if v is True else f" {','.join(map(str, v)) if isinstance(v, list) else v}")
+                       for k, v in plan.evaluate.items() if v is not False and v is not None)
+    seeds = len(plan.seeds)
+    t_note = (f"With {seeds} seeds t = {_t_quantile(seeds):.2f}, so only differences large against the seed spread show."
+              if seeds > 1 else "With one seed there is no interval.")
+    text = [
+        f"# Study {plan.name}", "",
+        f"Base config `{plan.base}`; {len(plan.arms)} arms, seeds {plan.seeds}; the same budget for every run: "
+        f"{budget}. Evaluation of each run's final checkpoint: `qgfd-eval {plan.kind} {options}`.", "",
+        "Arms (overrides of the base config):", "",
+        *[f"- **{arm}**: " + (", ".join(f"`{k}={v}`" for k, v in o.items()) or "the base config") for arm, o in plan.arms.items()],
+        "", f"## Mean ± standard deviation over seeds ({len(rows)} runs)", "",
+        summary_table(plan, rows, quality + cost), "",
+        "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
+        "`peak_memory_mb` the process's peak resident memory during training (on CPU) or the allocator's peak (CUDA).",
+        "", f"## Difference from {plan.baseline} (95% interval)", "",
+        "Each arm minus the baseline arm, seed by seed (paired: the same seed gives both arms the same data "
+        "order and noise), with a Student t interval on the per-seed differences: mean ± t(0.975, n−1) · sd / √n. "
+        + t_note, "",
+        diff_text, "",
+        "## What it says", "",
+        *([f"- {f}" for f in findings] or [f"- No arm differs from {plan.baseline} by more than the seed spread "
+                                             f"on any column (every 95% interval contains 0)."]),
+        "", "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
+    ]
+    return write_text(out / "report.md", "\n".join(text))

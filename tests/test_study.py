@@ -1,0 +1,166 @@
+"""qgfd-study on a tiny digits config: two arms, two seeds, three training steps, four samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import yaml
+
+from conftest import TINY_UNET
+from qgfd_gen.commands import study as study_command
+from qgfd_gen.commands.study import main
+from qgfd_gen.commands.study_plan import read_study
+from qgfd_gen.commands.study_plots import loss_curve
+from qgfd_gen.commands.study_report import paired_interval
+
+pytestmark = pytest.mark.slow
+
+
+def write_study(tmp_path: Path, **changes) -> Path:
+    base = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 100, "enable_progress_bar": False,
+                    "enable_model_summary": False, "log_every_n_steps": 1},
+        "model": {"class_path": "models.ImageDiffusion",
+                  "init_args": {"unet": {**TINY_UNET, "attention": "qgfd"},
+                                "qgfd": {"alpha": 0.5, "iterations": 3, "transition": "grid"},
+                                "schedule": {"num_train_timesteps": 20}, "val_timesteps": 2,
+                                "optimizer": {"lr": 1e-3, "warmup_steps": 1, "ema_decay": 0.9}}},
+        "data": {"class_path": "datamodules.DigitsDataModule", "init_args": {"image_size": 8, "batch_size": 16}},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    study = {"name": "tiny", "base": "base.yaml", "seeds": [0, 1], "budget": {"steps": 3},
+             "arms": {"vanilla": {"model.init_args.unet.attention": "vanilla"}, "qgfd": {}},
+             "trainer": {"limit_val_batches": 1},
+             "evaluate": {"num_samples": 4, "steps": [2], "metrics": ["nll"], "nll_images": 4, "nll_timesteps": 2,
+                          "batch_size": 4}}
+    study.update(changes)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path, out = write_study(tmp_path), tmp_path / "out"
+    trained: list[tuple[str, int]] = []
+    real_train = study_command.train
+
+    def train_then_stop(run):
+        if trained:  # the second run: interrupted as by Ctrl+C, after the first run finished
+            raise KeyboardInterrupt
+        trained.append((run.arm, run.seed))
+        return real_train(run)
+
+    monkeypatch.setattr(study_command, "train", train_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        main(["-c", str(path), "--out", str(out)])
+    first = out / "runs" / "vanilla" / "seed0" / "final.ckpt"
+    stamp = first.stat().st_mtime_ns
+    assert len(json.loads((out / "study.json").read_text())["rows"]) == 1
+
+    calls: list[tuple[str, int]] = []
+
+    def counting_train(run):
+        calls.append((run.arm, run.seed))
+        return real_train(run)
+
+    monkeypatch.setattr(study_command, "train", counting_train)
+    assert main(["-c", str(path), "--out", str(out)]) == 0
+    assert calls == [("qgfd", 0), ("vanilla", 1), ("qgfd", 1)]  # the finished run is not retrained
+    assert first.stat().st_mtime_ns == stamp
+
+    rows = json.loads((out / "study.json").read_text())["rows"]
+    assert sorted((r["arm"], r["seed"]) for r in rows) == [("qgfd", 0), ("qgfd", 1), ("vanilla", 0), ("vanilla", 1)]
+    for row in rows:
+        assert row["steps"] == 3 and row["seconds_per_step"] > 0 and row["peak_memory_mb"] > 0
+        assert row["nll_bpd"] > 0 and row["val_loss"] > 0 and row["train_loss"] > 0 and row["parameters"] > 0
+        assert row["resumed"] is False
+    with open(out / "study.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+    report = (out / "report.md").read_text()
+    assert "| vanilla | 2 |" in report and "| qgfd | 2 |" in report and " ± " in report
+    assert "qgfd − " not in report and "| qgfd | " in report.split("Difference from vanilla")[1]
+    for plot in ("quality.png", "loss_curves.png", "cost.png", "residuals.png"):
+        assert (out / plot).stat().st_size > 1000 and f"({plot})" in report
+    # the QGFD arm's run recorded its residuals per iteration; the vanilla arm has no QGFD layer
+    residuals = json.loads(next((out / "runs" / "qgfd" / "seed0" / "logs").glob("version_*/qgfd_residuals.json")).read_text())
+    assert len(next(iter(residuals[-1]["layers"].values()))) == 3
+    assert not list((out / "runs" / "vanilla" / "seed0" / "logs").glob("version_*/qgfd_residuals.json"))
+
+
+def test_a_bad_override_key_names_the_key_and_the_valid_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, arms={"a": {"model.init_args.qgfd.alpah": 0.1}, "b": {}})
+    assert main(["-c", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "'alpah'" in err and "alpha, alpha_mode" in err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"budget": {"steps": 0}}, "budget.steps=0"),
+    ({"budget": {"epochs": 3}}, "budget={'epochs': 3}"),
+    ({"seeds": [0, 0]}, "distinct integers"),
+    ({"arms": {"only": {}}}, "at least two arms"),
+    ({"baseline": "nope"}, "baseline='nope' is not an arm"),
+    ({"evaluate": {"num_samples": 0}}, "evaluate options"),
+    ({"evaluate": {"feature_extractor": "missing.pt"}}, "evaluate.feature_extractor='missing.pt' does not exist"),
+    ({"seedz": [1]}, "unknown key(s) ['seedz']"),
+])
+def test_bad_study_files_are_refused_before_training(tmp_path, monkeypatch, capsys, change, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["-c", str(write_study(tmp_path, **change)), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_grid_makes_one_arm_per_value_and_another_study_in_the_folder_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, arms={"vanilla": {"model.init_args.qgfd.alpha": 0.0}},
+                       grid={"model.init_args.qgfd.alpha": [0.3, 0.6]})
+    plan = read_study(path)
+    assert list(plan.arms) == ["vanilla", "alpha=0.3", "alpha=0.6"] and plan.baseline == "vanilla"
+    config = plan.runs(tmp_path / "out")[1].config
+    assert config["model"]["init_args"]["qgfd"]["alpha"] == 0.3 and config["trainer"]["max_steps"] == 3
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"meta": {"identity": {"seeds": [7]}}, "rows": []}))
+    assert main(["-c", str(path), "--out", str(out)]) == 2
+    assert "holds another study" in capsys.readouterr().err
+
+
+def test_paired_interval_is_a_t_interval_on_per_seed_differences():
+    mean, lo, hi, n = paired_interval({0: 2.0, 1: 3.0, 2: 4.0}, {0: 1.0, 1: 1.0, 2: 1.0})
+    assert (mean, n) == (2.0, 3)
+    assert hi - mean == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) * sd / sqrt(3)
+    assert paired_interval({0: 1.0}, {0: 0.0}) is None
+
+
+class StopAtStep(L.Callback):
+    """Fails a run at a given step, as a crash or a killed job would (its checkpoints stay)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise RuntimeError(f"stopped at step {trainer.global_step}")
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = read_study(write_study(tmp_path, budget={"steps": 6}))
+    run = plan.runs(tmp_path / "out")[0]
+    run.config["trainer"]["callbacks"].append({"class_path": "test_study.StopAtStep", "init_args": {"step": 3}})
+    with pytest.raises(RuntimeError, match="stopped at step 3"):
+        study_command.train(run)
+    assert (run.folder / "checkpoints" / "last.ckpt").exists() and not (run.folder / "final.ckpt").exists()
+    run.config["trainer"]["callbacks"].pop()
+    record = study_command.train(run)
+    assert record["resumed"] is True and record["steps"] == 6
+    steps = [step for step, _ in loss_curve(run.folder)]
+    assert steps[0] < 3 and steps[-1] == 5  # the curve spans both attempts (Lightning logs step indices from 0)

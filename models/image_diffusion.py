@@ -35,13 +35,15 @@ class SampleResult:
 class ImageDiffusion(DiffusionModule):
     """DDPM on images. unet: the architecture (defaults: DDPM's CIFAR-10 U-Net); qgfd: QGFD's settings
     where unet.attention is 'qgfd'; schedule: the noise schedule; optimizer: AdamW, warm-up and EMA.
-    Validation measures the denoising loss at `val_timesteps` fixed timesteps with noise fixed by val_seed."""
+    Validation measures the denoising loss at `val_timesteps` fixed timesteps with noise fixed by val_seed;
+    `lightning test` that loss on the test split and NLL in bits/dim (on `test_nll_timesteps` timesteps, all
+    of them when None)."""
 
     kind = "images"
 
     def __init__(self, unet: Optional[UNetConfig] = None, qgfd: Optional[QGFDConfig] = None,
                  schedule: Optional[NoiseSchedule] = None, optimizer: Optional[OptimizerConfig] = None,
-                 val_timesteps: int = 10, val_seed: int = 1234):
+                 val_timesteps: int = 10, val_seed: int = 1234, test_nll_timesteps: Optional[int] = 100):
         super().__init__()
         self.save_hyperparameters()
         unet, qgfd = UNetConfig.coerce(unet), QGFDConfig.coerce(qgfd)
@@ -76,9 +78,23 @@ class ImageDiffusion(DiffusionModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> Tensor:
+        images = _images_of(batch)
+        loss = self.fixed_noise_loss(images, batch_idx)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=images.shape[0])
+        return loss
+
+    def test_step(self, batch, batch_idx: int) -> Tensor:
+        images = _images_of(batch)
+        loss = self.fixed_noise_loss(images, batch_idx)
+        wanted = self.hparams.test_nll_timesteps  # at least as many as the chain has: all of them
+        timesteps = None if wanted is None or wanted >= self.diffusion.num_timesteps - 1 else wanted
+        nll = self.nll_bits_per_dim(images, timesteps=timesteps, seed=batch_idx).mean()
+        self.log_dict({"test/loss": loss, "test/nll_bpd": nll}, sync_dist=True, batch_size=images.shape[0])
+        return loss
+
+    def fixed_noise_loss(self, images: Tensor, batch_idx: int) -> Tensor:
         """Denoising loss at fixed timesteps with noise fixed by (val_seed, batch index), so that runs and
         checkpoints compare on the same numbers."""
-        images = _images_of(batch)
         generator = torch.Generator().manual_seed(self.hparams.val_seed + batch_idx)
         fixed = torch.linspace(0, self.diffusion.num_timesteps - 1, self.hparams.val_timesteps).round().long()
         losses = []
@@ -86,9 +102,7 @@ class ImageDiffusion(DiffusionModule):
             noise = torch.randn(images.shape, generator=generator).to(images)
             timesteps = torch.full((images.shape[0],), t, device=images.device, dtype=torch.long)
             losses.append(self.diffusion_loss(images, timesteps, noise))
-        loss = torch.stack(losses).mean()
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=images.shape[0])
-        return loss
+        return torch.stack(losses).mean()
 
     # ------------------------------------------------------------------ sampling and likelihood
     @torch.no_grad()

@@ -139,3 +139,34 @@ def test_a_corrupt_image_is_named_at_setup_or_skipped(tmp_path):
     data = ImageFolderDataModule(str(folder), image_size=8, val_size=1, num_workers=0, skip_corrupt=True)
     data.setup()
     assert len(data.train_set) + len(data.val_set) == 5
+
+
+@pytest.mark.slow
+def test_lightning_test_reports_test_loss_and_nll_for_images(tmp_path, monkeypatch, image_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", "-c", str(CONFIGS / "digits.yaml"), "--ckpt_path", str(image_checkpoint),
+                 "--data.init_args.image_size", "8", "--data.init_args.data_dir", str(tmp_path),
+                 "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false"]) == 0
+    metrics = next((tmp_path / "runs" / "digits" / "logs").glob("version_*/metrics.csv")).read_text()
+    header, values = metrics.splitlines()[:2]
+    row = dict(zip(header.split(","), values.split(",")))
+    assert float(row["test/loss"]) > 0 and 0 < float(row["test/nll_bpd"]) < 64  # 8 bits a pixel is the ceiling... of sense
+
+
+@pytest.mark.slow
+def test_lightning_test_scores_generated_molecules_against_the_splits(tmp_path, qm9_smiles):
+    import lightning as L
+
+    from conftest import make_molecule_model
+    from datamodules import SmilesDataModule
+
+    smiles = tmp_path / "train.smi"
+    smiles.write_text("\n".join(qm9_smiles(300)) + "\n")
+    model = make_molecule_model()
+    model.hparams.test_samples, model.hparams.val_sample_steps = 16, 10
+    data = SmilesDataModule(str(smiles), vocab="qm9", data_dir=str(tmp_path / "cache"), batch_size=32)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_test_batches=1)
+    result = trainer.test(model, data, verbose=False)[0]
+    assert result["test/loss"] > 0
+    assert 0 <= result["test/validity"] <= 1 and 0 <= result["test/novelty"] <= 1 and "test/uniqueness" in result

@@ -17,6 +17,7 @@ import importlib
 import os
 import re
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional
 
 import torch
@@ -71,7 +72,20 @@ class WorkbenchCLI(LightningCLI):
         # Lightning's own step replaces the configured model by the checkpoint's hyper-parameters; a
         # checkpoint of the other kind would silently swap the model, so the record is checked first
         self._check_ckpt_path()
-        super()._parse_ckpt_path()
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path is None or not Path(path).is_file():
+            return super()._parse_ckpt_path()
+        hparams = dict(read_checkpoint(path).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return None
+        if "_class_path" in hparams:  # written by a model LightningCLI built
+            model = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        else:  # built in Python (a notebook, a test): the config names the class, already checked above
+            model = {"class_path": self.config[subcommand]["model"]["class_path"], "init_args": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        return None
 
     def _check_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")

@@ -13,9 +13,16 @@ from torchvision.utils import make_grid, save_image
 from qgfd_gen.io import atomic_path
 
 
+READABLE_PIXELS = 512  # a grid smaller than this is enlarged (nearest neighbour) to at least this size
+
+
 def image_grid(images: Tensor, nrow: Optional[int] = None) -> Tensor:
-    """images [N, C, H, W] in [0, 1] as one [C, H', W'] grid, about square, on a white background."""
-    return make_grid(images, nrow=nrow or max(1, int(math.ceil(math.sqrt(len(images))))), padding=2, pad_value=1.0)
+    """images [N, C, H, W] in [0, 1] as one [C, H', W'] grid, about square, on a white background. A small
+    grid (say 64 digits of 16x16, 146 pixels) is enlarged by a whole factor, each pixel a square block, so
+    it can be judged by eye without blurring."""
+    grid = make_grid(images, nrow=nrow or max(1, int(math.ceil(math.sqrt(len(images))))), padding=2, pad_value=1.0)
+    factor = max(1, math.ceil(READABLE_PIXELS / max(grid.shape[-2:])))
+    return grid.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1) if factor > 1 else grid
 
 
 def write_image_grid(images: Tensor, path: str | Path, nrow: Optional[int] = None) -> Path:

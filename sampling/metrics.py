@@ -139,6 +139,9 @@ def inception_weights_path(explicit: Optional[str] = None) -> Path:
     return path
 
 
+IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their spread (Salimans et al.)
+
+
 class ImageQuality(nn.Module):
     """FID and IS over one feature extractor. `feature_extractor=None` uses InceptionV3 (weights from
     `inception_weights`); a custom module maps images in [0, 1] to features (FID) and logits (IS) —
@@ -166,7 +169,7 @@ class ImageQuality(nn.Module):
                 self.fid = FrechetInceptionDistance(feature=_Features(feature_extractor), normalize=True,
                                                     reset_real_features=False)
             if want_is:
-                self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=1)
+                self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=IS_SPLITS)
 
     @staticmethod
     def _rgb(images: Tensor) -> Tensor:
@@ -197,7 +200,7 @@ class ImageQuality(nn.Module):
             out["fid"] = float(self.fid.compute())
         if self.inception_score is not None:
             mean, std = self.inception_score.compute()
-            out["is"], out["is_std"] = float(mean), float(std)
+            out["is"], out["is_std"] = float(mean), float(std)  # std is NaN (null in JSON) with one split
         return out
 
     def reset_fake(self) -> None:

@@ -82,6 +82,9 @@ class SweepResults:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
+            ticks = sorted({r["network_evaluations"] for r in self.rows if r.get("setting") == "fixed"})
+            if ticks:  # every swept step count labelled (a log axis alone labels only powers of ten)
+                ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
             ax.set_xlabel("network evaluations per sample")
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)

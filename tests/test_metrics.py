@@ -1,5 +1,7 @@
 """Quality metrics: molecule validity / uniqueness / novelty on known answers, FCD, FID and IS."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -63,6 +65,7 @@ def test_fid_and_is_with_a_custom_feature_extractor():
     quality.update_fake(real)
     same = quality.compute()
     assert abs(same["fid"]) < 1e-3 and same["is"] >= 1.0
+    assert math.isfinite(same["is_std"]) and same["is_std"] > 0  # the spread over 10 splits, not NaN
     quality.reset_fake()
     quality.update_fake(torch.zeros(64, 3, 8, 8) + torch.rand(64, 3, 8, 8) * 0.1)
     assert quality.compute()["fid"] > 10 * max(abs(same["fid"]), 1e-4)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -47,6 +49,28 @@ def write_text(path: PathLike, text: str) -> Path:
 def write_json(path: PathLike, data: Any) -> Path:
     """Standard JSON only: NaN and infinities become null (say why beside them where it matters)."""
     return write_text(path, json.dumps(_finite(data), indent=2, default=_jsonable, allow_nan=False) + "\n")
+
+
+def write_csv(path: PathLike, rows: list[dict[str, Any]]) -> Path:
+    """Rows as CSV: the columns in order of first appearance, floats to 6 significant digits, lists and
+    mappings as JSON, missing cells empty."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return write_text(path, buffer.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
 
 
 def _finite(value: Any) -> Any:

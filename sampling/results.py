@@ -3,15 +3,13 @@ plot of quality against network evaluations."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any, Optional
 
 from qgfd_gen.errors import UsageError
-from qgfd_gen.io import atomic_path, write_json, write_text
+from qgfd_gen.io import atomic_path, write_csv, write_json
 
 
 class SweepResults:
@@ -50,15 +48,7 @@ class SweepResults:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         write_json(self.folder / "results.json", {"meta": self.meta, "rows": self.rows})
-        columns: list[str] = []
-        for r in self.rows:
-            columns += [k for k in r if k not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        for r in self.rows:
-            writer.writerow({k: _cell(r.get(k)) for k in columns})
-        write_text(self.folder / "results.csv", buffer.getvalue())
+        write_csv(self.folder / "results.csv", self.rows)
 
     def plot(self, title: str) -> Optional[Path]:
         """quality_vs_steps.png: one panel per metric, x = network evaluations, one line per setting kind."""
@@ -101,10 +91,3 @@ class SweepResults:
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return value

@@ -33,6 +33,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _save_log_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _values(rows: list[dict[str, Any]], arm: str, column: str) -> list[float]:
     return [float(r[column]) for r in rows if r["arm"] == arm and isinstance(r.get(column), (int, float))
             and not isinstance(r.get(column), bool) and math.isfinite(r[column])]
@@ -98,14 +109,8 @@ def plot_losses(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Optio
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_yscale("log")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("training loss (logged)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{plan.name}: training loss, one line per seed", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, out / "loss_curves.png")
+    return _save_log_plot(fig, ax, "optimiser step", "training loss (logged)",
+                          f"{plan.name}: training loss, one line per seed", out / "loss_curves.png")
 
 
 def plot_cost(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Optional[Path]:
@@ -152,12 +157,7 @@ def plot_residuals(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Op
         return None
     from matplotlib.ticker import MaxNLocator
 
-    ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("QGFD iteration t")
-    ax.set_ylabel("max |H_t − H_{t−1}|")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{plan.name}: QGFD residual per layer (one line per layer, last validation, first seed)", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, out / "residuals.png")
+    return _save_log_plot(fig, ax, "QGFD iteration t", "max |H_t − H_{t−1}|",
+                          f"{plan.name}: QGFD residual per layer (one line per layer, last validation, first seed)",
+                          out / "residuals.png")

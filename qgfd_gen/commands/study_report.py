@@ -4,8 +4,6 @@ loss, cost and QGFD's residuals."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import statistics
@@ -13,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from qgfd_gen.errors import UsageError
-from qgfd_gen.io import write_json, write_text
+from qgfd_gen.io import write_csv, write_json, write_text
 
 from .study_plan import StudyPlan
 from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
@@ -53,15 +51,7 @@ class StudyTable:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         write_json(self.out / STUDY_FILE, {"meta": self.meta, "rows": self.rows})
-        columns: list[str] = []
-        for r in self.rows:
-            columns += [k for k in r if k not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        for r in self.rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-        write_text(self.out / "study.csv", buffer.getvalue())
+        write_csv(self.out / "study.csv", self.rows)
 
 
 def _finite(value: Any) -> bool:

@@ -51,17 +51,19 @@ class TrainingDiagnostics(L.Callback):
         self.step_seconds: list[float] = []  # wall time of each training batch of this fit
         self.peak_memory_mb: Optional[float] = None
         self._batch_start = 0.0
+        self._memory_at_start = 0.0
 
     # ------------------------------------------------------------------ cost: time per step, peak memory
     def on_train_start(self, trainer, pl_module) -> None:
         self.step_seconds = []
-        reset_peak_memory(pl_module.device)
+        self._memory_at_start = reset_peak_memory(pl_module.device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self._batch_start = time.perf_counter()
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.peak_memory_mb = peak_memory_mb(pl_module.device)
+        peak = peak_memory_mb(pl_module.device)
+        self.peak_memory_mb = None if peak is None else peak - self._memory_at_start
 
     def seconds_per_step(self) -> Optional[float]:
         """Median wall time of a training batch, the first five (warm-up) left out when there are more."""
@@ -128,28 +130,37 @@ class TrainingDiagnostics(L.Callback):
         self.residual_records = list(state_dict.get("residual_records", []))
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start counting peak memory now: CUDA's allocator peak, or on Linux the process's peak resident set
-    (VmHWM, reset through /proc/self/clear_refs); elsewhere the process peak since it started stands."""
+def reset_peak_memory(device: torch.device) -> float:
+    """Start counting peak memory now, and return what is in use now (MiB), so that the peak can be told
+    as what training added: CUDA's allocator, or on Linux the process's resident set (peak VmHWM, reset
+    through /proc/self/clear_refs; what earlier work in the process holds is not counted)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        return
+        return torch.cuda.memory_allocated(device) / 2**20
     try:
         Path("/proc/self/clear_refs").write_text("5")
+        return _status_mb("VmRSS:") or 0.0
+    except OSError:
+        return 0.0
+
+
+def _status_mb(field: str) -> Optional[float]:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
 
 
 def peak_memory_mb(device: torch.device) -> Optional[float]:
     """Peak memory since `reset_peak_memory`, in MiB: CUDA allocated bytes, or the resident set on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM:")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -165,7 +165,9 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "", f"## Mean ± standard deviation over seeds ({len(rows)} runs)", "",
         summary_table(plan, rows, quality + cost), "",
         "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
-        "`peak_memory_mb` the process's peak resident memory during training (on CPU) or the allocator's peak (CUDA).",
+        "`peak_memory_mb` the peak memory training added: on CPU the process's peak resident set above what it held "
+        "when training started (so what earlier runs of the study left loaded does not count), on CUDA the "
+        "allocator's peak above its use at the start.",
         "", f"## Difference from {plan.baseline} (95% interval)", "",
         "Each arm minus the baseline arm, seed by seed (paired: the same seed gives both arms the same data "
         "order and noise), with a Student t interval on the per-seed differences: mean ± t(0.975, n−1) · sd / √n. "

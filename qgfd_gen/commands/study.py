@@ -13,6 +13,7 @@ resumes an interrupted one from its last checkpoint; a folder holding another st
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -64,6 +65,18 @@ def check_evaluation(plan: StudyPlan, out: Path) -> None:
         if path and not Path(path).exists():
             hint = " (make it: python -m sampling.feature_extractors --out FILE)" if name == "feature_extractor" else ""
             raise UsageError(f"evaluate.{name}={path!r} does not exist{hint}")
+
+
+def check_arms(plan: StudyPlan) -> None:
+    """Before any training: every arm's model builds, so a value its class refuses (say qgfd.alpha 1.5)
+    stops the study at once, naming the arm, instead of after the arms before it have trained."""
+    for arm in plan.arms:
+        model = plan.run_config(arm, plan.seeds[0], Path("."))["model"]
+        module, _, name = model["class_path"].rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"arm {arm!r}: {error}") from None
 
 
 def train(run: Run) -> dict[str, Any]:
@@ -167,6 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = Path(args.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
     check_evaluation(plan, out)
+    check_arms(plan)
     run_study(plan, out)
     return 0
 

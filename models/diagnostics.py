@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from qgfd_gen.attention import qgfd_layers, trace_qgfd
 from qgfd_gen.io import write_json
+from qgfd_gen.memory import MemoryTracker
 
 RESIDUALS_FILE = "qgfd_residuals.json"
 
@@ -41,29 +42,31 @@ class TrainingDiagnostics(L.Callback):
     validation logs `qgfd_residual/<layer>` (the last iteration's residual) and appends every iteration's
     residual, from each layer's first call on the first validation batch, to `<log_dir>/qgfd_residuals.json`."""
 
-    def __init__(self, log_every_n_steps: Optional[int] = None, skip_nonfinite: bool = True):
-        self.log_every_n_steps, self.skip_nonfinite = log_every_n_steps, skip_nonfinite
+    def __init__(self, log_every_n_steps: Optional[int] = None, skip_nonfinite: bool = True, memory_batch: int = 2):
+        self.log_every_n_steps, self.skip_nonfinite, self.memory_batch = log_every_n_steps, skip_nonfinite, memory_batch
         self.nonfinite_losses = 0
         self.skipped_steps = 0
         self.residual_records: list[dict[str, Any]] = []
         self._traces: dict[str, list[Tensor]] = {}
         self._tracing: Any = None
         self.step_seconds: list[float] = []  # wall time of each training batch of this fit
-        self.peak_memory_mb: Optional[float] = None
+        self.step_memory_mb: Optional[float] = None
         self._batch_start = 0.0
-        self._memory_at_start = 0.0
+        self._batches = 0
+        self._memory: Optional[MemoryTracker] = None
 
-    # ------------------------------------------------------------------ cost: time per step, peak memory
+    # ------------------------------------------------------------------ cost: time per step, step memory
     def on_train_start(self, trainer, pl_module) -> None:
-        self.step_seconds = []
-        self._memory_at_start = reset_peak_memory(pl_module.device)
+        self.step_seconds, self._batches = [], 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        """The `memory_batch`-th batch of a fit is counted tensor by tensor (and left out of the timing):
+        the peak of what one training step creates (activations, gradients, temporaries), the same
+        measure on every device and unaffected by what else the process holds."""
+        if self._batches == self.memory_batch:
+            self._memory = MemoryTracker()
+            self._memory.__enter__()
         self._batch_start = time.perf_counter()
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        peak = peak_memory_mb(pl_module.device)
-        self.peak_memory_mb = None if peak is None else peak - self._memory_at_start
 
     def seconds_per_step(self) -> Optional[float]:
         """Median wall time of a training batch, the first five (warm-up) left out when there are more."""
@@ -76,7 +79,12 @@ class TrainingDiagnostics(L.Callback):
         return trainer.global_step % every == 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.step_seconds.append(time.perf_counter() - self._batch_start)
+        self._batches += 1
+        if self._memory is not None:
+            self._memory.__exit__(None, None, None)
+            self.step_memory_mb, self._memory = self._memory.peak_bytes / 2**20, None
+        else:
+            self.step_seconds.append(time.perf_counter() - self._batch_start)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()):
             self.nonfinite_losses += 1
@@ -128,42 +136,6 @@ class TrainingDiagnostics(L.Callback):
         self.nonfinite_losses = int(state_dict.get("nonfinite_losses", 0))
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
         self.residual_records = list(state_dict.get("residual_records", []))
-
-
-def reset_peak_memory(device: torch.device) -> float:
-    """Start counting peak memory now, and return what is in use now (MiB), so that the peak can be told
-    as what training added: CUDA's allocator, or on Linux the process's resident set (peak VmHWM, reset
-    through /proc/self/clear_refs; what earlier work in the process holds is not counted)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device) / 2**20
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_mb("VmRSS:") or 0.0
-    except OSError:
-        return 0.0
-
-
-def _status_mb(field: str) -> Optional[float]:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_memory_mb(device: torch.device) -> Optional[float]:
-    """Peak memory since `reset_peak_memory`, in MiB: CUDA allocated bytes, or the resident set on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    peak = _status_mb("VmHWM:")
-    if peak is not None:
-        return peak
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _named_qgfd_layers(model: nn.Module) -> dict[str, nn.Module]:

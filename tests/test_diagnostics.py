@@ -68,7 +68,7 @@ def test_norms_alphas_and_residuals_are_logged(tiny_image_model, tmp_path):
     records = json.loads((tmp_path / "logs" / "version_0" / RESIDUALS_FILE).read_text())
     assert records[-1]["step"] == 4 and all(len(trace) == 3 for trace in records[-1]["layers"].values())
     assert any(c.startswith("qgfd_residual/") for c in columns)
-    assert callback.seconds_per_step() > 0 and callback.peak_memory_mb > 0 and trainer.global_step == 4
+    assert callback.seconds_per_step() > 0 and callback.step_memory_mb > 0 and trainer.global_step == 4
 
 
 def test_a_non_finite_loss_skips_its_step_and_is_counted(tiny_image_model, tmp_path):

@@ -77,7 +77,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     rows = json.loads((out / "study.json").read_text())["rows"]
     assert sorted((r["arm"], r["seed"]) for r in rows) == [("qgfd", 0), ("qgfd", 1), ("vanilla", 0), ("vanilla", 1)]
     for row in rows:
-        assert row["steps"] == 3 and row["seconds_per_step"] > 0 and row["peak_memory_mb"] > 0
+        assert row["steps"] == 3 and row["seconds_per_step"] > 0 and row["step_memory_mb"] > 0
         assert row["nll_bpd"] > 0 and row["val_loss"] > 0 and row["train_loss"] > 0 and row["parameters"] > 0
         assert row["resumed"] is False
     with open(out / "study.csv", newline="") as handle:

@@ -105,7 +105,7 @@ def train(run: Run) -> dict[str, Any]:
     record = {
         "parameters": sum(p.numel() for p in model.network.parameters() if p.requires_grad),
         "steps": trainer.global_step, "train_seconds": seconds, "resumed": resumed,
-        "seconds_per_step": diagnostics.seconds_per_step(), "peak_memory_mb": diagnostics.peak_memory_mb,
+        "seconds_per_step": diagnostics.seconds_per_step(), "step_memory_mb": diagnostics.step_memory_mb,
         "train_loss": final_training_loss(run.folder),
         "val_loss": _float(validation.get("val/loss")),
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,

@@ -14,7 +14,7 @@ from qgfd_gen.io import atomic_path
 
 from .study_plan import StudyPlan
 
-COST_LABELS = {"seconds_per_step": "seconds per training step", "peak_memory_mb": "peak memory (MiB)"}
+COST_LABELS = {"seconds_per_step": "seconds per training step", "step_memory_mb": "memory of a training step (MiB)"}
 
 
 def _pyplot():

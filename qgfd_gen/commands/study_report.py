@@ -20,7 +20,7 @@ STUDY_FILE = "study.json"
 # metric -> True when higher is better
 QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "fid": False, "is": True,
            "nll_bpd": False}
-COST = {"seconds_per_step": False, "peak_memory_mb": False, "train_loss": False, "val_loss": False}
+COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
 
 
 class StudyTable:
@@ -165,9 +165,8 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "", f"## Mean ± standard deviation over seeds ({len(rows)} runs)", "",
         summary_table(plan, rows, quality + cost), "",
         "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
-        "`peak_memory_mb` the peak memory training added: on CPU the process's peak resident set above what it held "
-        "when training started (so what earlier runs of the study left loaded does not count), on CUDA the "
-        "allocator's peak above its use at the start.",
+        "`step_memory_mb` the peak of the tensors one training step creates (activations, gradients, temporaries; "
+        "parameters and optimiser state not included), counted tensor by tensor, so the same on every device.",
         "", f"## Difference from {plan.baseline} (95% interval)", "",
         "Each arm minus the baseline arm, seed by seed (paired: the same seed gives both arms the same data "
         "order and noise), with a Student t interval on the per-seed differences: mean ± t(0.975, n−1) · sd / √n. "

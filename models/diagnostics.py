@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from qgfd_gen.attention import qgfd_layers, trace_qgfd
+from qgfd_gen.attention import named_qgfd_layers, trace_qgfd
 from qgfd_gen.io import write_json
 from qgfd_gen.memory import MemoryTracker
 
@@ -101,7 +101,7 @@ class TrainingDiagnostics(L.Callback):
                   "nonfinite/skipped_steps": float(self.skipped_steps)}
         for name, layer in attention_layers(network).items():
             values[f"grad_norm/{name}"] = gradient_norm(layer.parameters())
-        for name, layer in _named_qgfd_layers(network).items():
+        for name, layer in named_qgfd_layers(network).items():
             alpha = layer.alpha()
             values[f"qgfd_alpha/{name}"] = float(alpha.detach().mean() if isinstance(alpha, Tensor) else alpha)
         pl_module.log_dict(values, on_step=True, on_epoch=False)
@@ -136,11 +136,3 @@ class TrainingDiagnostics(L.Callback):
         self.nonfinite_losses = int(state_dict.get("nonfinite_losses", 0))
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
         self.residual_records = list(state_dict.get("residual_records", []))
-
-
-def _named_qgfd_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """QGFD layers by module name (the EMA copy's layers, named `ema.module...`, included when `model` is
-    the LightningModule)."""
-    wanted = {id(m) for m in qgfd_layers(model)}
-    return {name: m for name, m in model.named_modules() if id(m) in wanted}
-

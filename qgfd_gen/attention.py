@@ -154,9 +154,13 @@ def override_qgfd(model: nn.Module, **changes) -> Iterator[int]:
             m.config = config
 
 
+def named_qgfd_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every module of a model that runs QGFD (attention modules and diffusers processors), by name."""
+    return {name: m for name, m in model.named_modules() if isinstance(getattr(m, "config", None), QGFDConfig)}
+
+
 def qgfd_layers(model: nn.Module) -> list[nn.Module]:
-    """Every module of a model that runs QGFD (attention modules and diffusers processors)."""
-    return [m for m in model.modules() if isinstance(getattr(m, "config", None), QGFDConfig)]
+    return list(named_qgfd_layers(model).values())
 
 
 @contextlib.contextmanager
@@ -164,7 +168,7 @@ def trace_qgfd(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
     """Within the block every QGFD layer records, for each of its calls, every iteration's residual
     max|H_{t+1} - H_t| (over the batch); yields {layer name: [one tensor per call]}. Off again afterwards:
     tracing costs a reduction per iteration."""
-    layers = {name: m for name, m in model.named_modules() if isinstance(getattr(m, "config", None), QGFDConfig)}
+    layers = named_qgfd_layers(model)
     for m in layers.values():
         m.traces = []
     try:

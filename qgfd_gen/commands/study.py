@@ -4,7 +4,7 @@ LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and wri
     qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu]
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
-step, peak memory, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
+step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
 each arm's difference from the baseline arm with a 95% paired t interval over seeds, and the plots. Every run
 lives in OUT/runs/<arm>/seed<k>/ (its config, checkpoints, logs, evaluation). A rerun skips finished runs and
 resumes an interrupted one from its last checkpoint; a folder holding another study is refused.
@@ -39,17 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def eval_arguments(plan: StudyPlan, checkpoint: Path, out: Path) -> argparse.Namespace:
-    """qgfd-eval's arguments for one run, from the study's `evaluate` mapping (keys as the options'
-    names, lists for comma lists)."""
+    """qgfd-eval's arguments for one run, from the study's `evaluate` mapping."""
     from sampling.evaluate import build_parser as eval_parser
 
-    argv = [plan.kind, "--ckpt", str(checkpoint), "--out", str(out)]
-    for key, value in plan.evaluate.items():
-        option = "--" + str(key).replace("_", "-")
-        if value is True:
-            argv.append(option)
-        elif value is not False and value is not None:
-            argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    argv = [plan.kind, "--ckpt", str(checkpoint), "--out", str(out), *plan.eval_options()]
     try:
         return eval_parser().parse_args(argv)
     except SystemExit:  # argparse has printed what it refused
@@ -157,9 +150,10 @@ def run_study(plan: StudyPlan, out: Path) -> StudyTable:
         _announce(f"[{index}/{len(runs)}] {run.arm}, seed {run.seed} ({elapsed / 60:.1f} min elapsed{left})")
         row = {"arm": run.arm, "seed": run.seed, **plan.arms[run.arm], **train(run), **evaluate(plan, run)}
         table.append(row)
-        write_report(out, plan, table.rows)
+        report = write_report(out, plan, table.rows)  # after every run: an interrupted study has its report
         finished += 1
-    report = write_report(out, plan, table.rows)
+    if not todo:  # nothing ran: the report of the finished rows, with this version's report code
+        report = write_report(out, plan, table.rows)
     print(f"wrote {out / STUDY_FILE}, {out / 'study.csv'}, {report}")
     return table
 

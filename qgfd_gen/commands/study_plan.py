@@ -49,6 +49,17 @@ class StudyPlan:
         module, _, name = self.base_config["model"]["class_path"].rpartition(".")
         return getattr(importlib.import_module(module), name).kind
 
+    def eval_options(self) -> list[str]:
+        """The `evaluate` mapping as qgfd-eval options (keys as the options' names, lists as comma lists)."""
+        argv: list[str] = []
+        for key, value in self.evaluate.items():
+            option = "--" + str(key).replace("_", "-")
+            if value is True:
+                argv.append(option)
+            elif value is not False and value is not None:
+                argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+        return argv
+
     def identity(self) -> dict[str, Any]:
         """What makes two studies the same study: a folder holding another one is refused, never mixed."""
         return {"base_sha256": file_digest(self.base), "seeds": self.seeds, "budget": self.budget,

@@ -39,8 +39,9 @@ class StudyTable:
                 rows, identity = data["rows"], data["meta"]["identity"]
             except (ValueError, KeyError, TypeError):
                 raise UsageError(f"{str(path)!r} is not a study file of this workbench; give another --out") from None
-            if identity != json.loads(json.dumps(self.meta["identity"])):
-                changed = sorted(k for k in identity if identity.get(k) != json.loads(json.dumps(self.meta["identity"])).get(k))
+            expected = json.loads(json.dumps(self.meta["identity"]))  # as stored: tuples become lists
+            if identity != expected:
+                changed = sorted(k for k in identity if identity.get(k) != expected.get(k))
                 raise UsageError(f"{str(out)!r} holds another study (it differs in {', '.join(changed) or 'its keys'}); "
                                  f"studies are never mixed: give a new --out")
             self.rows = rows
@@ -151,8 +152,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
     plots = [p for p in (plot_quality(out, plan, rows, quality), plot_losses(out, plan, rows),
                          plot_cost(out, plan, rows), plot_residuals(out, plan, rows)) if p is not None]
     budget = ", ".join(f"{v:g} {k}" for k, v in plan.budget.items())
-    options = " ".join(f"--{str(k).replace('_', '-')}" + ("" if v is True else f" {','.join(map(str, v)) if isinstance(v, list) else v}")
-                       for k, v in plan.evaluate.items() if v is not False and v is not None)
+    options = " ".join(plan.eval_options())
     seeds = len(plan.seeds)
     t_note = (f"With {seeds} seeds t = {_t_quantile(seeds):.2f}, so only differences large against the seed spread show."
               if seeds > 1 else "With one seed there is no interval.")

@@ -23,9 +23,23 @@ from torch import Tensor, nn
 
 from qgfd_gen.config import coerce_config
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings, LogSNRSchedule
+
+FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++")
+SAMPLERS = FIXED_SAMPLERS + ("adaptive",)
 PREDICTIONS = ("epsilon", "v_prediction")
-Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t [B, C, H, W], timesteps [B] long) -> network output
+Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t [B, C, H, W], timesteps [B]) -> network output
+EIGHT_BIT = 127.5  # one 8-bit level is 1 / 127.5 of [-1, 1]
+RATE_WINDOW = 0.1  # early exit measures the clean prediction's rate of change over at least this much log-SNR
+EXIT_MIN_LOG_SNR = 0.0  # and lets samples leave only where the signal outweighs the noise: at high noise the
+# clean prediction is a faint guess whose small, slowly varying changes say nothing about the rest
+
+
+@dataclass
+class ReverseResult:
+    samples: Tensor  # [B, C, H, W], x_0 as the sampler leaves it (unclamped)
+    evaluations: Tensor  # [B] network calls per sample
+    rejected: Tensor  # [B] rejected steps per sample (adaptive sampler; zero for the fixed ones)
 
 
 @dataclass
@@ -98,8 +112,9 @@ class GaussianDiffusion(nn.Module):
     # ------------------------------------------------------------------ reverse process
     def scheduler(self, sampler: str, steps: int):
         """A diffusers scheduler on this schedule, set to `steps` sampler steps."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler={sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if sampler not in FIXED_SAMPLERS:
+            raise ValueError(f"sampler={sampler!r}; choose one of {', '.join(SAMPLERS)}"
+                             + (" (the adaptive sampler takes no step count)" if sampler == "adaptive" else ""))
         total = self.num_timesteps
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
             raise ValueError(f"steps={steps!r}; need an integer from 1 to {total} (the training timesteps)")
@@ -113,37 +128,60 @@ class GaussianDiffusion(nn.Module):
         scheduler.set_timesteps(steps)
         return scheduler
 
-    def reverse(self, denoise: Denoiser, x: Tensor, sampler: str, steps: int, eta: float = 0.0,
-                generator: Optional[torch.Generator] = None, exit_tol: Optional[float] = None) -> tuple[Tensor, Tensor]:
-        """Run the reverse process from noise `x`; returns (x_0 in [-1, 1] unclamped as the scheduler leaves it,
-        network evaluations per sample). With exit_tol, a sample whose predicted clean image changes by less
-        than exit_tol (max over its pixels) between two steps leaves the batch with that prediction."""
+    def log_snr(self) -> LogSNRSchedule:
+        return LogSNRSchedule(self.alpha_bar)
+
+    def reverse(self, denoise: Denoiser, x: Tensor, sampler: str, steps: Optional[int] = None, eta: float = 0.0,
+                generator: Optional[torch.Generator] = None, exit_tol: Optional[float] = None,
+                adaptive: Optional[AdaptiveSettings] = None) -> ReverseResult:
+        """Run the reverse process from noise `x` with a fixed-step sampler (`steps` steps), or with the
+        error-controlled `adaptive` sampler (its settings; `steps` unused). exit_tol (fixed-step samplers):
+        a sample leaves the batch with its predicted clean image once `remaining_change` (from predictions
+        at least RATE_WINDOW of log-SNR apart) is below exit_tol 8-bit levels, from log-SNR EXIT_MIN_LOG_SNR on."""
+        if sampler == "adaptive":
+            result = AdaptiveSampler(self.log_snr(), adaptive or AdaptiveSettings()).sample(self._clean_predictor(denoise), x)
+            return ReverseResult(result.samples, result.evaluations.float(), result.rejected.float())
         scheduler = self.scheduler(sampler, steps)
         out = torch.empty_like(x)
         alive = torch.arange(x.shape[0], device=x.device)  # which samples of the batch are still running
         evaluations = torch.zeros(x.shape[0])
         step_kwargs = {"eta": eta} if sampler == "ddim" else {}
-        previous_x0, last = None, len(scheduler.timesteps) - 1
+        log_snr = LogSNRSchedule.lambda_of(0.5 * self.alpha_bar.double().log())
+        anchor, previous_rate, last = None, None, len(scheduler.timesteps) - 1
         for index, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
             output = denoise(x, timesteps)
             evaluations[alive.cpu()] += 1
             if exit_tol is not None and index < last:
-                x0 = self.predicted_clean(x, output, timesteps)
-                if previous_x0 is not None:
-                    settled = (x0 - previous_x0).abs().flatten(1).amax(1) < exit_tol
-                    if bool(settled.any()):
-                        out[alive[settled]] = x0[settled]
-                        keep = ~settled
-                        if not bool(keep.any()):
-                            return out, evaluations
-                        alive, x, output, x0 = alive[keep], x[keep], output[keep], x0[keep]
-                        _keep_in_scheduler(scheduler, keep)
-                previous_x0 = x0
+                x0, lam = self.predicted_clean(x, output, timesteps), float(log_snr[int(t)])
+                if anchor is None or lam - anchor[1] >= RATE_WINDOW:  # a new rate of change, over >= one window
+                    rate = change_rate(anchor[0], x0, anchor[1], lam) if anchor is not None else None
+                    if rate is not None and previous_rate is not None and lam >= EXIT_MIN_LOG_SNR:
+                        settled = remaining_change(previous_rate, rate, lam - anchor[1], float(log_snr[0]) - lam) < exit_tol
+                        if bool(settled.any()):
+                            out[alive[settled]] = x0[settled]
+                            keep = ~settled
+                            if not bool(keep.any()):
+                                return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
+                            alive, x, output, x0, rate = alive[keep], x[keep], output[keep], x0[keep], rate[keep]
+                            _keep_in_scheduler(scheduler, keep)
+                    anchor, previous_rate = (x0, lam), rate
             noise_kwargs = {"generator": _device_generator(generator, x.device)} if sampler != "dpm++" else {}
             x = scheduler.step(output, t, x, **step_kwargs, **noise_kwargs).prev_sample
         out[alive] = x
-        return out, evaluations
+        return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
+
+    def _clean_predictor(self, denoise: Denoiser):
+        """(x, alpha, sigma, continuous timestep) -> the clipped clean image, for the adaptive sampler."""
+        epsilon = self.schedule.prediction_type == "epsilon"
+
+        def clean(x: Tensor, alpha: Tensor, sigma: Tensor, timesteps: Tensor) -> Tensor:
+            output = denoise(x, timesteps)
+            alpha, sigma = alpha.view(-1, *([1] * (x.dim() - 1))), sigma.view(-1, *([1] * (x.dim() - 1)))
+            x0 = (x - sigma * output) / alpha if epsilon else alpha * x - sigma * output
+            return x0.clamp(-1, 1)
+
+        return clean
 
     # ------------------------------------------------------------------ variational bound
     def _posterior_coefficients(self, device: torch.device) -> dict[str, Tensor]:
@@ -208,6 +246,24 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tens
 
 def _normal_cdf(x: Tensor) -> Tensor:
     return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def change_rate(previous_x0: Tensor, x0: Tensor, previous_lambda: float, lam: float) -> Tensor:
+    """Per sample [B]: the RMS change of the predicted clean image per unit of log-SNR, in 8-bit levels."""
+    return EIGHT_BIT * (x0 - previous_x0).pow(2).flatten(1).mean(1).sqrt() / max(lam - previous_lambda, 1e-12)
+
+
+def remaining_change(previous_rate: Tensor, rate: Tensor, step: float, left: float) -> Tensor:
+    """Per sample [B]: how far (8-bit levels, RMS) the predicted clean image can still move in the `left`
+    units of log-SNR before the chain ends, when its rate of change, measured as `previous_rate` and then
+    `rate` over the last `step` of log-SNR, keeps decaying exponentially at the measured pace:
+        integral_0^left rate e^(-k u) du = rate (1 - e^(-k left)) / k,   k = log(previous_rate / rate) / step.
+    Rates per unit of log-SNR and their decay do not depend on how finely the steps cut the chain: that is
+    what makes one exit tolerance mean the same at 20 and at 1000 steps. A rate that is not decaying (at high
+    noise the prediction is a faint, slowly growing guess) gives infinity: no sample leaves then."""
+    decay = torch.log(previous_rate.clamp_min(1e-30) / rate.clamp_min(1e-30)) / max(step, 1e-12)
+    left_change = rate * -torch.expm1(-decay * left) / decay.clamp_min(1e-12)
+    return torch.where(decay > 0, left_change, torch.full_like(rate, float("inf")))
 
 
 def _keep_in_scheduler(scheduler, keep: Tensor) -> None:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
+from .adaptive_sampler import AdaptiveSettings
 from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 from .training import OptimizerConfig
 from .unet import UNetConfig, build_unet
@@ -30,6 +31,9 @@ class SampleResult:
     network_evaluations: float  # mean U-Net calls per sample (early exit ends samples at different steps)
     qgfd_iterations: Optional[float]  # mean QGFD diffusion iterations per attention call, None without QGFD
     seconds: float
+    evaluations_min: float = float("nan")
+    evaluations_max: float = float("nan")
+    rejected_steps: float = 0.0  # mean per sample (the adaptive sampler)
 
 
 class ImageDiffusion(DiffusionModule):
@@ -106,18 +110,14 @@ class ImageDiffusion(DiffusionModule):
 
     # ------------------------------------------------------------------ sampling and likelihood
     @torch.no_grad()
-    def sample(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, seed: int = 0,
+    def sample(self, num: int, sampler: str = "ddim", steps: Optional[int] = 50, eta: float = 0.0, seed: int = 0,
                use_ema: bool = True, batch_size: int = 64, exit_tol: Optional[float] = None,
+               adaptive: Optional[AdaptiveSettings] = None,
                progress: Optional[Callable[[int], None]] = None) -> SampleResult:
         """`num` images in [0, 1]. The same seed gives the same images whatever the batch size (the initial
-        noise is drawn once). exit_tol: see `GaussianDiffusion.reverse`."""
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}; need at least 1 sample")
-        if exit_tol is not None and not exit_tol > 0:
-            raise ValueError(f"exit_tol={exit_tol!r}; need a positive tolerance (or None)")
-        if not 0 <= eta <= 1 or (eta and sampler != "ddim"):
-            raise ValueError(f"eta={eta!r}; DDIM's eta is a number from 0 to 1, and other samplers take none")
-        self.diffusion.scheduler(sampler, steps)  # checks sampler and steps before any work
+        noise is drawn once). sampler 'adaptive' chooses its own steps per sample (`adaptive` holds rtol and
+        atol; `steps` and `exit_tol` do not apply); exit_tol: see `GaussianDiffusion.reverse`."""
+        self._check_sampling(num, sampler, steps, eta, exit_tol)
         was_training, start = self.training, time.perf_counter()
         self.eval()
         noise = torch.randn((num, *self.image_shape), generator=torch.Generator().manual_seed(seed))
@@ -126,15 +126,16 @@ class ImageDiffusion(DiffusionModule):
         def denoise(x: Tensor, timesteps: Tensor) -> Tensor:
             return net(x, timesteps).sample
 
-        outputs, evaluations = [], []
+        outputs, evaluations, rejected = [], [], []
         for lo in range(0, num, batch_size):
             generator = torch.Generator().manual_seed(seed * 100_003 + lo)
-            images, used = self.diffusion.reverse(denoise, noise[lo : lo + batch_size].to(self.device), sampler,
-                                                  steps, eta, generator, exit_tol)
-            outputs.append(images.cpu())
-            evaluations.append(used)
+            result = self.diffusion.reverse(denoise, noise[lo : lo + batch_size].to(self.device), sampler, steps, eta,
+                                            generator, exit_tol, adaptive)
+            outputs.append(result.samples.cpu())
+            evaluations.append(result.evaluations)
+            rejected.append(result.rejected)
             if progress:
-                progress(images.shape[0])
+                progress(result.samples.shape[0])
         self.train(was_training)
         images = torch.cat(outputs)
         bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
@@ -143,7 +144,24 @@ class ImageDiffusion(DiffusionModule):
                              f"exit_tol={exit_tol}); the model or these settings diverge, nothing is kept")
         images = images.clamp(-1, 1).add(1).div(2)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
-        return SampleResult(images, float(torch.cat(evaluations).mean()), qgfd_iterations, time.perf_counter() - start)
+        used = torch.cat(evaluations)
+        return SampleResult(images, float(used.mean()), qgfd_iterations, time.perf_counter() - start,
+                            float(used.min()), float(used.max()), float(torch.cat(rejected).mean()))
+
+    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_tol: Optional[float]) -> None:
+        """Every argument checked before any work."""
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ValueError(f"num={num!r}; need at least 1 sample")
+        if exit_tol is not None and not exit_tol > 0:
+            raise ValueError(f"exit_tol={exit_tol!r}; need a positive tolerance in 8-bit levels (or None)")
+        if not 0 <= eta <= 1 or (eta and sampler != "ddim"):
+            raise ValueError(f"eta={eta!r}; DDIM's eta is a number from 0 to 1, and other samplers take none")
+        if sampler == "adaptive":
+            if exit_tol is not None:
+                raise ValueError(f"exit_tol={exit_tol!r}: the adaptive sampler sets its own steps; early exit is "
+                                 f"for the fixed-step samplers")
+        else:
+            self.diffusion.scheduler(sampler, steps)
 
     @torch.no_grad()
     def nll_bits_per_dim(self, images: Tensor, timesteps: Optional[int] = None, seed: int = 0,

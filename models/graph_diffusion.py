@@ -20,6 +20,8 @@ from .discrete_diffusion import MarginalDiffusion
 # (noisy atoms one-hot [B, n, A], noisy bonds one-hot [B, n, n, K], t in [0, 1] [B], node mask [B, n])
 #   -> (atom logits [B, n, A], bond logits [B, n, n, K])
 GraphDenoiser = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+# (atoms [B, n] with -1 at padding, bonds [B, n, n]) -> [B] bool: which graphs are acceptable final molecules
+GraphCheck = Callable[[Tensor, Tensor], Tensor]
 
 
 class GraphDiffusion(nn.Module):
@@ -109,20 +111,24 @@ class GraphDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, denoise: GraphDenoiser, index: Tensor, steps: Optional[int], seed: int,
-               exit_tol: Optional[float] = None) -> tuple[Tensor, Tensor, Tensor]:
+               exit_tol: Optional[float] = None, is_settled: Optional[GraphCheck] = None) -> tuple[Tensor, Tensor, Tensor]:
         """One graph per sample index (`index`, long, on the device that samples): (atoms [count, n] with -1 at
         padding, bonds [count, n, n], network calls per sample). Every random draw comes from counter-based
         noise keyed by (seed, sample index, step): a molecule is the same whatever batch it is sampled in.
-        exit_tol: a molecule leaves the batch, returning its predicted clean graph, once that prediction
-        changed in less than this fraction of its atoms and atom pairs since the last step and the chain's
-        current graph already agrees with it but for that fraction. (The second condition matters at high
-        noise, where the prediction is a steady, uninformative guess: the first alone exited at once.)"""
+
+        exit_tol in (0, 1] (with `is_settled`, which says which predicted graphs are acceptable molecules): a
+        molecule leaves the batch once its predicted clean graph stayed the same, and accepted by is_settled,
+        over a stretch of the chain of at least exit_tol of its timesteps. The stretch is measured in
+        timesteps, not steps, so one tolerance means the same at 100 and at 500 steps; the molecule returned
+        is that graph. (Also asking the chain's own noisy graph to equal the prediction saved under 16% of
+        the evaluations on the QM9 CPU model: bonds keep flipping in the chain long after the prediction holds.)"""
         schedule = self.timestep_schedule(steps)
         count, device = len(index), index.device
         atoms, bonds, node_mask = self._prior_sample(seed, index)
         x, e = self.one_hot_graph(atoms, bonds, node_mask)
         full_mask, final_atoms, final_bonds = node_mask, atoms.clone(), bonds.clone()
         alive, evaluations, previous = torch.arange(count, device=device), torch.zeros(count), None
+        streak_start = torch.full((count,), -1, device=device)  # the timestep where a settled streak began
         for t, s in zip(schedule[:-1], schedule[1:]):
             time = torch.full((len(alive),), t, device=device, dtype=torch.long).float() / self.num_timesteps
             atom_logits, bond_logits = denoise(x, e, time, node_mask)
@@ -130,11 +136,11 @@ class GraphDiffusion(nn.Module):
             if exit_tol is not None and s > 0:
                 clean = (atom_logits.argmax(-1), symmetric_upper(bond_logits.argmax(-1)))
                 if previous is not None:
-                    settled = (changed_fraction(clean, previous, node_mask) < exit_tol) & (
-                        changed_fraction(clean, (x.argmax(-1), e.argmax(-1)), node_mask) < exit_tol)
+                    streak_start = self._settled_streak(clean, previous, node_mask, streak_start, t, is_settled)
+                    settled = (streak_start >= 0) & (streak_start - t >= exit_tol * self.num_timesteps)
                     final_atoms[alive[settled]], final_bonds[alive[settled]] = clean[0][settled], clean[1][settled]
                     keep = ~settled
-                    alive, node_mask, atoms, e = alive[keep], node_mask[keep], atoms[keep], e[keep]
+                    alive, node_mask, atoms, e, streak_start = alive[keep], node_mask[keep], atoms[keep], e[keep], streak_start[keep]
                     if not len(alive):
                         break
                     atom_logits, bond_logits, clean = atom_logits[keep], bond_logits[keep], (clean[0][keep], clean[1][keep])
@@ -145,6 +151,21 @@ class GraphDiffusion(nn.Module):
             final_atoms[alive], final_bonds[alive] = atoms, e.argmax(-1)
         pair_mask = full_mask[:, :, None] & full_mask[:, None, :]
         return torch.where(full_mask, final_atoms, -1), final_bonds * pair_mask, evaluations
+
+    @staticmethod
+    def _settled_streak(clean: tuple[Tensor, Tensor], previous: tuple[Tensor, Tensor], node_mask: Tensor,
+                        streak_start: Tensor, t: int, is_settled: Optional[GraphCheck]) -> Tensor:
+        """Where each molecule's settled streak began (-1: none). The prediction must equal the last one;
+        is_settled (RDKit) runs only where a streak would begin, as a streak's graph is fixed."""
+        same = changed_fraction(clean, previous, node_mask) == 0
+        starting = same & (streak_start < 0)
+        if bool(starting.any()) and is_settled is not None:
+            pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
+            picked = starting.nonzero().squeeze(1)
+            accepted = is_settled(torch.where(node_mask[picked], clean[0][picked], -1), clean[1][picked] * pair_mask[picked])
+            starting[picked[~accepted.to(picked.device)]] = False
+        return torch.where(same, torch.where(starting, torch.full_like(streak_start, t), streak_start),
+                           torch.full_like(streak_start, -1))
 
 
 def changed_fraction(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], node_mask: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+from rdkit import Chem
 from torch import Tensor, nn
 
 from datamodules.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, decode_graphs, mols_to_smiles
@@ -38,6 +39,9 @@ class MoleculeSamples:
     network_evaluations: float  # mean network calls per sample
     qgfd_iterations: Optional[float]
     seconds: float
+    evaluations_min: float = float("nan")
+    evaluations_max: float = float("nan")
+    rejected_steps: float = 0.0  # the sweep's column; the molecule chain rejects no steps
 
 
 class MoleculeDiffusion(DiffusionModule):
@@ -129,7 +133,9 @@ class MoleculeDiffusion(DiffusionModule):
                progress: Optional[Callable[[int], None]] = None) -> MoleculeSamples:
         """`num` molecules: sizes from the training distribution, then the reverse chain in `steps` jumps
         (all timesteps when None). Molecule i depends on (seed, i) only: not on the batch size, and every draw
-        stays on the model's device. exit_tol in (0, 1]: per-molecule early exit, see GraphDiffusion.sample."""
+        stays on the model's device. exit_tol in (0, 1]: per-molecule early exit once the predicted molecule
+        has stayed the same valid, connected molecule over that share of the chain's timesteps (see
+        GraphDiffusion.sample)."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_tol is not None and not 0 < exit_tol <= 1:
@@ -142,7 +148,7 @@ class MoleculeDiffusion(DiffusionModule):
         for lo in range(0, num, batch_size):
             count = min(batch_size, num - lo)
             index = torch.arange(lo, lo + count, device=self.device)
-            atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_tol)
+            atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_tol, self.is_connected_molecule)
             all_atoms.append(atoms.cpu())
             all_bonds.append(bonds.cpu())
             evaluations.append(used)
@@ -152,5 +158,11 @@ class MoleculeDiffusion(DiffusionModule):
         atoms, bonds = torch.cat(all_atoms), torch.cat(all_bonds)
         mols = decode_graphs(atoms, bonds, self.vocab, correct=correct)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
-        return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), float(torch.cat(evaluations).mean()),
-                               qgfd_iterations, time.perf_counter() - start)
+        used = torch.cat(evaluations)
+        return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), float(used.mean()), qgfd_iterations,
+                               time.perf_counter() - start, float(used.min()), float(used.max()))
+
+    def is_connected_molecule(self, atoms: Tensor, bonds: Tensor) -> Tensor:
+        """[B] bool: which padded graphs are valid molecules (RDKit sanitizes them) in one piece."""
+        mols = decode_graphs(atoms.cpu(), bonds.cpu(), self.vocab)
+        return torch.tensor([m is not None and len(Chem.GetMolFrags(m)) == 1 for m in mols], dtype=torch.bool)

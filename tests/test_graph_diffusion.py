@@ -39,14 +39,50 @@ def test_early_exit_is_per_molecule(tiny_molecule_model):
     index = torch.arange(16)
     with torch.no_grad():
         full_atoms, full_bonds, full_calls = model.diffusion.sample(model.denoiser, index, 20, seed=3)
-        atoms, bonds, calls = model.diffusion.sample(model.denoiser, index, 20, seed=3, exit_tol=0.05)
+        atoms, bonds, calls = model.diffusion.sample(model.denoiser, index, 20, seed=3, exit_tol=0.1)
     assert (full_calls == 20).all()
     ran = calls == 20
     assert ran.any() and (~ran).any()  # some molecules settled and left, others ran the whole chain ...
     assert torch.equal(atoms[ran], full_atoms[ran]) and torch.equal(bonds[ran], full_bonds[ran])  # ... unchanged
     assert (atoms[full_atoms < 0] == -1).all() and torch.equal(bonds, bonds.transpose(1, 2))
-    loose = model.sample(12, steps=20, seed=3, batch_size=12, exit_tol=1.0)
-    assert loose.network_evaluations < 20 and loose.atoms.shape == (12, 9)
+    assert (calls[~ran] >= 3).all()  # a stretch of 0.1 * 20 timesteps: the first settled step and two more
+
+
+def test_the_stretch_is_counted_in_timesteps_not_steps(tiny_molecule_model):
+    """One tolerance asks for the same share of the chain at every step count. A denoiser that always predicts
+    the same graph settles at its second call (t = T - stride); with exit_tol 0.25 of T = 20 timesteps, the
+    molecule leaves at the first step at least 5 timesteps later: t = 14 at 20 steps, 12 at 10, 10 at 4."""
+    model = tiny_molecule_model()
+
+    def steady(x, e, t, node_mask):  # always the same clean graph: carbons, no bonds
+        return x.new_full(x.shape, -9.0).index_fill(-1, torch.tensor([0]), 9.0), e.new_full(e.shape, -9.0).index_fill(-1, torch.tensor([0]), 9.0)
+
+    left_at = {}
+    for steps in (20, 10, 4):
+        _, _, calls = model.diffusion.sample(steady, torch.arange(5), steps, seed=0, exit_tol=0.25)
+        stride = 20 // steps
+        left_at[steps] = set((20 - stride * (calls - 1)).tolist())  # the timestep of the last call
+    assert left_at == {20: {14}, 10: {12}, 4: {10}}
+
+
+def test_a_molecule_that_never_settles_is_the_full_chain(tiny_molecule_model):
+    model = tiny_molecule_model().eval()
+    index = torch.arange(16)
+    refuse = lambda atoms, bonds: torch.zeros(len(atoms), dtype=torch.bool)  # noqa: E731  no molecule is acceptable
+    with torch.no_grad():
+        full = model.diffusion.sample(model.denoiser, index, 20, seed=3)
+        never = model.diffusion.sample(model.denoiser, index, 20, seed=3, exit_tol=0.1, is_settled=refuse)
+    assert all(torch.equal(a, b) for a, b in zip(full, never))
+
+
+def test_only_valid_connected_molecules_leave_early(tiny_molecule_model):
+    model = tiny_molecule_model().eval()
+    with torch.no_grad():
+        atoms, bonds, calls = model.diffusion.sample(model.denoiser, torch.arange(64), 20, seed=3, exit_tol=0.1,
+                                                     is_settled=model.is_connected_molecule)
+    left = calls < 20
+    assert left.any()
+    assert model.is_connected_molecule(atoms[left], bonds[left]).all()
 
 
 def test_per_molecule_exit_does_not_depend_on_the_batch(tiny_molecule_model):

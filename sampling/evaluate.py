@@ -1,7 +1,8 @@
 """qgfd-eval: quality against sampler steps, with adaptive early stopping, from a checkpoint.
 
     qgfd-eval images --ckpt CKPT --num-samples 50000 --metrics fid,is,nll --steps 10,20,50,100,1000
-                     [--sampler ddim] [--qgfd-tol 1e-3,1e-4] [--exit-tol 0.01] [--out DIR]
+                     [--sampler ddim,dpm++,adaptive] [--rtol 0.05,0.1] [--atol 0.0078]
+                     [--qgfd-tol 1e-3,1e-4] [--exit-tol 1] [--out DIR]
     qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-tol ...]
     qgfd-eval molecules --samples FILE.smi --train TRAIN.smi --test TEST.smi --json OUT.json
 
@@ -18,12 +19,21 @@ import argparse
 import sys
 from typing import Optional
 
+from models.adaptive_sampler import AdaptiveSettings
 from models.gaussian_diffusion import SAMPLERS
 from qgfd_gen.errors import command
 
 from .evaluate_images import IMAGE_METRICS, evaluate_images
 from .evaluate_molecules import evaluate_molecules
 from .options import device, float_list, int_list, positive_int, unit_interval
+
+
+def sampler_list(text: str) -> list[str]:
+    samplers = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in samplers if m not in SAMPLERS]
+    if unknown or not samplers:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {','.join(SAMPLERS)}")
+    return list(dict.fromkeys(samplers))
 
 
 def metric_list(text: str) -> list[str]:
@@ -40,7 +50,8 @@ def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
     parser.add_argument("--qgfd-tol", type=float_list, default=[], help="QGFD iteration tolerances to sweep")
     parser.add_argument("--qgfd-max-iterations", type=positive_int, default=None,
                         help="at most this many QGFD iterations with --qgfd-tol")
-    parser.add_argument("--exit-tol", type=float_list, default=[], help="per-sample early-exit tolerances to sweep")
+    parser.add_argument("--exit-tol", type=float_list, default=[],
+                        help="per-sample early-exit tolerances to sweep (images: 8-bit levels the image may still move)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--out", default=None,
@@ -56,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--ckpt", required=True)
     _sweep_options(images, "10,20,50,100")
     images.add_argument("--metrics", type=metric_list, default=list(IMAGE_METRICS))
-    images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    images.add_argument("--sampler", type=sampler_list, default=["ddim"],
+                        help=f"one or more of {','.join(SAMPLERS)} (comma-separated): each is swept")
+    images.add_argument("--rtol", type=float_list, default=[AdaptiveSettings.rtol],
+                        help=f"adaptive sampler: relative tolerances to sweep (default {AdaptiveSettings.rtol})")
+    images.add_argument("--atol", type=float_list, default=[AdaptiveSettings.atol],
+                        help=f"adaptive sampler: absolute tolerances to sweep, [-1, 1] units (default {AdaptiveSettings.atol})")
     images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (torch-fidelity's)")
     images.add_argument("--feature-extractor", default=None,

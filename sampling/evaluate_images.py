@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import torch
 
+from models.adaptive_sampler import AdaptiveSettings
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
@@ -83,7 +84,7 @@ def evaluate_images(args) -> int:
     quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    identity = {"checkpoint_sha256": digest, "sampler": args.sampler, "eta": args.eta, "seed": args.seed,
+    identity = {"checkpoint_sha256": digest, "eta": args.eta, "seed": args.seed,
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
                 "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
                 "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}
@@ -94,8 +95,11 @@ def evaluate_images(args) -> int:
     nll = held_out_nll(model, datamodule, args) if "nll" in args.metrics else None
 
     def draw(setting, advance):
-        return model.sample(args.num_samples, sampler=args.sampler, steps=setting["sampler_steps"], eta=args.eta,
-                            seed=args.seed, batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
+        sampler = setting["sampler"]
+        adaptive = AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"]) if sampler == "adaptive" else None
+        return model.sample(args.num_samples, sampler=sampler, steps=setting["sampler_steps"],
+                            eta=args.eta if sampler == "ddim" else 0.0, seed=args.seed, batch_size=args.batch_size,
+                            exit_tol=setting["exit_tol"], adaptive=adaptive, progress=advance)
 
     def score(result) -> dict[str, Any]:
         scores = {}
@@ -109,6 +113,6 @@ def evaluate_images(args) -> int:
         return scores
 
     run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"))
-    plot = results.plot(f"{Path(args.ckpt).name}: {args.sampler}, {args.num_samples} samples")
+    plot = results.plot(f"{Path(args.ckpt).name}: {', '.join(args.sampler)}, {args.num_samples} samples")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 2 if unavailable else 0

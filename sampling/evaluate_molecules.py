@@ -83,7 +83,7 @@ def evaluate_molecules(args) -> int:
                             batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
 
     novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
-    run_sweep(model, args, results, "posterior-jump", draw,
+    run_sweep(model, args, results, ["posterior-jump"], draw,
               lambda result: score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd), metrics)
     plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))

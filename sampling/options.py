@@ -26,13 +26,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive finite number")
+    return value
+
+
 def _number_list(text: str, kind: type, example: str) -> list:
     try:
         values = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: need comma-separated {kind.__name__}s, e.g. {example}") from None
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: need positive numbers")
+        raise argparse.ArgumentTypeError(f"{text!r}: need positive finite numbers")
     return values
 
 

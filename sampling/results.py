@@ -51,33 +51,20 @@ class SweepResults:
         write_csv(self.folder / "results.csv", self.rows)
 
     def plot(self, title: str) -> Optional[Path]:
-        """quality_vs_steps.png: one panel per metric, x = network evaluations, one line per setting kind."""
+        """quality_vs_steps.png: one panel per metric, x = mean network evaluations per sample; fixed-step
+        settings as lines (one per sampler and setting kind), adaptive tolerances as labelled stars, so a
+        reader sees whether the adaptive sampler sits on the fixed samplers' frontier."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import NullFormatter
 
         metrics = [m for m in self.metrics if any(_finite(r.get(m)) for r in self.rows)]
         if not metrics:
             return None
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            series: dict[str, list[tuple[float, float]]] = {}
-            for r in self.rows:
-                if _finite(r.get(metric)):
-                    series.setdefault(r["setting"], []).append((r["network_evaluations"], r[metric]))
-            for label, points in sorted(series.items()):
-                points.sort()
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
-            ticks = sorted({r["network_evaluations"] for r in self.rows if r.get("setting") == "fixed"})
-            if ticks:  # every swept step count labelled (a log axis alone labels only powers of ten)
-                ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            ax.set_xlabel("network evaluations per sample")
-            ax.set_ylabel(metric)
-            ax.grid(alpha=0.3)
+            _plot_metric(ax, [r for r in self.rows if _finite(r.get(metric))], metric)
         axes[0][0].legend(fontsize=8)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
@@ -86,6 +73,35 @@ class SweepResults:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         return path
+
+
+def _plot_metric(ax, rows: list[dict[str, Any]], metric: str) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if r.get("sampler") == "adaptive":
+            continue
+        label = r["setting"] if r.get("sampler") in (None, "posterior-jump") else f"{r['sampler']} {r['setting']}"
+        series.setdefault(label, []).append((r["network_evaluations"], r[metric]))
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    adaptive = [r for r in rows if r.get("sampler") == "adaptive"]
+    if adaptive:
+        ax.plot([r["network_evaluations"] for r in adaptive], [r[metric] for r in adaptive], linestyle="none",
+                marker="*", markersize=11, color="black", label="adaptive (rtol)")
+        for r in adaptive:
+            ax.annotate(f"{r['rtol']:g}", (r["network_evaluations"], r[metric]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
+    ticks = sorted({r["network_evaluations"] for r in rows if r.get("setting") == "fixed"})
+    if ticks:  # every swept step count labelled (a log axis alone labels only powers of ten)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel("network evaluations per sample (mean)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
 
 
 def _finite(value: Any) -> bool:

@@ -2,6 +2,7 @@
 
     qgfd-sample images --ckpt CKPT --num 64 --sampler ddim --steps 50 [--eta 0] --seed 0 --out grid.png
                        [--images-dir DIR] [--npz samples.npz]
+    qgfd-sample images --ckpt CKPT --sampler adaptive [--rtol 0.05 --atol 0.0078] ...   (steps chosen per image)
     qgfd-sample molecules --ckpt CKPT --num 100 [--steps 500] --seed 0 --out grid.png --smiles out.smi
 """
 
@@ -11,13 +12,14 @@ import argparse
 import sys
 from typing import Optional
 
+from models.adaptive_sampler import AdaptiveSettings
 from models.loading import load_model
 from models.gaussian_diffusion import SAMPLERS
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
 
 from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
-from .options import device, positive_int, progress_bar, unit_interval
+from .options import device, positive_float, positive_int, progress_bar, unit_interval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--ckpt", required=True)
     images.add_argument("--num", type=positive_int, default=64)
     images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-    images.add_argument("--steps", type=positive_int, default=50, help="sampler steps")
+    images.add_argument("--steps", type=positive_int, default=50, help="sampler steps (not for --sampler adaptive)")
+    images.add_argument("--rtol", type=positive_float, default=AdaptiveSettings.rtol,
+                        help="adaptive sampler: relative error tolerance per step")
+    images.add_argument("--atol", type=positive_float, default=AdaptiveSettings.atol,
+                        help="adaptive sampler: absolute error tolerance per step ([-1, 1] pixel units)")
     images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--seed", type=int, default=0)
     images.add_argument("--out", default="grid.png")
@@ -56,17 +62,21 @@ def sample_images(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir}, {"--ckpt": args.ckpt},
                   folders=("--images-dir",))
     model = load_model(args.ckpt, "images", args.device)
+    adaptive = AdaptiveSettings(rtol=args.rtol, atol=args.atol) if args.sampler == "adaptive" else None
+    label = f"adaptive rtol={args.rtol:g} atol={args.atol:g}" if adaptive else f"{args.sampler} {args.steps} steps"
     with progress_bar() as bar:
-        task = bar.add_task(f"{args.sampler} {args.steps} steps", total=args.num)
+        task = bar.add_task(label, total=args.num)
         result = model.sample(args.num, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
-                              use_ema=not args.no_ema, batch_size=args.batch_size,
+                              use_ema=not args.no_ema, batch_size=args.batch_size, adaptive=adaptive,
                               progress=lambda n: bar.advance(task, n))
     write_image_grid(result.images, args.out)
     if args.images_dir:
         write_images(result.images, args.images_dir)
     if args.npz:
         write_npz(result.images, args.npz)
-    print(f"wrote {args.out}: {args.num} images, {result.network_evaluations} network evaluations each, "
+    spread = (f" (min {result.evaluations_min:g}, max {result.evaluations_max:g}, {result.rejected_steps:.1f} rejected "
+              f"steps per image)" if adaptive else "")
+    print(f"wrote {args.out}: {args.num} images, {result.network_evaluations:g} network evaluations per image{spread}, "
           f"{result.seconds:.1f} s")
 
 

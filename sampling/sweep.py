@@ -1,5 +1,6 @@
 """One sweep loop for images and molecules: every setting (fixed sampler steps, then each early-stopping
-kind at each step count) is sampled, scored and appended to the results as it finishes."""
+kind at each step count, for each sampler; then the adaptive sampler's tolerances) is sampled, scored and
+appended to the results as it finishes."""
 
 from __future__ import annotations
 
@@ -11,43 +12,55 @@ from .options import progress_bar
 from .results import SweepResults
 
 
-def sweep_settings(steps: list[int], qgfd_tol: list[float], exit_tol: list[float]) -> list[dict[str, Any]]:
-    """Fixed sampler steps first, then each early-stopping kind at each step count."""
-    settings = [{"setting": "fixed", "sampler_steps": s, "qgfd_tol": None, "exit_tol": None} for s in steps]
-    settings += [{"setting": f"qgfd-tol={e:g}", "sampler_steps": s, "qgfd_tol": e, "exit_tol": None}
-                 for e in qgfd_tol for s in steps]
-    settings += [{"setting": f"exit-tol={t:g}", "sampler_steps": s, "qgfd_tol": None, "exit_tol": t}
-                 for t in exit_tol for s in steps]
+def sweep_settings(samplers: list[str], steps: list[int], qgfd_tol: list[float], exit_tol: list[float],
+                   rtol: Iterable[float] = (), atol: Iterable[float] = ()) -> list[dict[str, Any]]:
+    """For each fixed-step sampler: its fixed steps, then each early-stopping kind at each step count; then
+    the adaptive sampler at each (rtol, atol)."""
+    settings = []
+    for sampler in (s for s in samplers if s != "adaptive"):
+        base = {"sampler": sampler, "qgfd_tol": None, "exit_tol": None, "rtol": None, "atol": None}
+        settings += [{**base, "setting": "fixed", "sampler_steps": s} for s in steps]
+        settings += [{**base, "setting": f"qgfd-tol={e:g}", "sampler_steps": s, "qgfd_tol": e} for e in qgfd_tol for s in steps]
+        settings += [{**base, "setting": f"exit-tol={t:g}", "sampler_steps": s, "exit_tol": t} for t in exit_tol for s in steps]
+    if "adaptive" in samplers:
+        settings += [{"sampler": "adaptive", "setting": f"adaptive rtol={r:g} atol={a:g}", "sampler_steps": None,
+                      "qgfd_tol": None, "exit_tol": None, "rtol": r, "atol": a} for r in rtol for a in atol]
     return settings
 
 
 def add_savings(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """What early stopping saved against the fixed setting at the same sampler steps (when that row exists)."""
-    if row["setting"] == "fixed":
+    """What early stopping saved against the fixed setting of the same sampler and steps (when that row exists)."""
+    if row["setting"] == "fixed" or row["sampler_steps"] is None:
         return
-    fixed = next((r for r in rows if r["setting"] == "fixed" and r["sampler_steps"] == row["sampler_steps"]), None)
+    fixed = next((r for r in rows if r["setting"] == "fixed" and r["sampler_steps"] == row["sampler_steps"]
+                  and r.get("sampler") == row.get("sampler")), None)
     if fixed is None:
         return
     row["saved_network_evaluations"] = fixed["network_evaluations"] - row["network_evaluations"]
+    row["saved_network_evaluations_pct"] = 100 * (1 - row["network_evaluations"] / fixed["network_evaluations"])
     if fixed.get("qgfd_iterations") and row.get("qgfd_iterations") is not None:
         row["saved_qgfd_iterations_pct"] = 100 * (1 - row["qgfd_iterations"] / fixed["qgfd_iterations"])
     row["saved_time_pct"] = 100 * (1 - row["seconds"] / fixed["seconds"]) if fixed["seconds"] else None
 
 
-def run_sweep(model, args, results: SweepResults, sampler: str, draw: Callable, score: Callable,
+def run_sweep(model, args, results: SweepResults, samplers: list[str], draw: Callable, score: Callable,
               summary_keys: Iterable[str]) -> None:
     """Every setting not yet in `results`: sample (with the QGFD overrides of the setting), score, append."""
-    for setting in sweep_settings(args.steps, args.qgfd_tol, args.exit_tol):
-        key = {**setting, "sampler": sampler, "num_samples": args.num_samples, "seed": args.seed}
+    adaptive = (getattr(args, "rtol", None) or [], getattr(args, "atol", None) or [])
+    for setting in sweep_settings(samplers, args.steps, args.qgfd_tol, args.exit_tol, *adaptive):
+        key = {**setting, "num_samples": args.num_samples, "seed": args.seed}
         if results.has(key):
             continue
         changes = {"tol": setting["qgfd_tol"]} if setting["qgfd_tol"] else {}
         if setting["qgfd_tol"] and args.qgfd_max_iterations:
             changes["iterations"] = args.qgfd_max_iterations
+        steps = f" steps={setting['sampler_steps']}" if setting["sampler_steps"] else ""
         with override_qgfd(model, **changes), progress_bar() as bar:
-            task = bar.add_task(f"{setting['setting']} steps={setting['sampler_steps']}", total=args.num_samples)
+            task = bar.add_task(f"{setting['sampler']} {setting['setting']}{steps}", total=args.num_samples)
             result = draw(setting, lambda n: bar.advance(task, n))
-        row = {**key, "network_evaluations": result.network_evaluations, "qgfd_iterations": result.qgfd_iterations,
+        row = {**key, "network_evaluations": result.network_evaluations,
+               "evaluations_min": result.evaluations_min, "evaluations_max": result.evaluations_max,
+               "rejected_steps": result.rejected_steps, "qgfd_iterations": result.qgfd_iterations,
                "seconds": result.seconds, "checkpoint": str(args.ckpt)}
         row.update(score(result))
         add_savings(row, results.rows)
@@ -56,9 +69,15 @@ def run_sweep(model, args, results: SweepResults, sampler: str, draw: Callable, 
 
 
 def summary(row: dict[str, Any], keys: Iterable[str]) -> str:
-    parts = [f"{row['setting']} steps={row['sampler_steps']}"] if "setting" in row else []
+    parts = []
+    if "setting" in row:
+        parts.append(f"{row['sampler']} {row['setting']}" + (f" steps={row['sampler_steps']}" if row["sampler_steps"] else ""))
     if "network_evaluations" in row:
         parts.append(f"NFE={row['network_evaluations']:.1f}")
+        if row.get("evaluations_min") != row.get("evaluations_max"):
+            parts.append(f"({row['evaluations_min']:g}-{row['evaluations_max']:g})")
+        if row.get("rejected_steps"):
+            parts.append(f"rejected={row['rejected_steps']:.1f}")
     parts += [f"{k}={row[k]:.4f}" for k in keys if isinstance(row.get(k), float)]
     if "seconds" in row:
         parts.append(f"{row['seconds']:.1f}s")

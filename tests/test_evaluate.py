@@ -59,6 +59,25 @@ def test_image_sweep_writes_results_and_early_exit_saves_evaluations(image_check
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 6
 
 
+def test_a_sweep_puts_the_adaptive_sampler_beside_the_fixed_ones(image_checkpoint, tmp_path):
+    extractor = tmp_path / "extractor.pt"
+    torch.jit.script(TinyExtractor()).save(str(extractor))
+    out = tmp_path / "sweep"
+    assert eval_main(["images", "--ckpt", str(image_checkpoint), "--num-samples", "8", "--steps", "5", "--metrics", "fid",
+                      "--sampler", "ddim,adaptive", "--rtol", "0.02,0.3", "--feature-extractor", str(extractor),
+                      "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["sampler"], r["setting"], r["sampler_steps"]) for r in rows] == [
+        ("ddim", "fixed", 5), ("adaptive", "adaptive rtol=0.02 atol=0.0078", None),
+        ("adaptive", "adaptive rtol=0.3 atol=0.0078", None)]
+    tight, loose = rows[1], rows[2]
+    assert loose["network_evaluations"] < tight["network_evaluations"]
+    for row in (tight, loose):
+        assert row["evaluations_min"] <= row["network_evaluations"] <= row["evaluations_max"]
+        assert row["rejected_steps"] >= 0 and math.isfinite(row["fid"]) and row["rtol"] in (0.02, 0.3)
+    assert Image.open(out / "quality_vs_steps.png").size[0] > 100
+
+
 def test_missing_inception_weights_fail_plainly_and_other_metrics_still_run(image_checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     out = tmp_path / "no-inception"
@@ -75,10 +94,12 @@ def test_missing_inception_weights_fail_plainly_and_other_metrics_still_run(imag
 def test_molecule_sweep(molecule_checkpoint, tmp_path):
     out = tmp_path / "sweep"
     assert eval_main(["molecules", "--ckpt", str(molecule_checkpoint), "--num-samples", "16", "--steps", "5,20",
-                      "--exit-tol", "0.9", "--out", str(out)]) == 0
+                      "--exit-tol", "0.05", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [(r["setting"], r["sampler_steps"]) for r in rows] == [("fixed", 5), ("fixed", 20), ("exit-tol=0.9", 5), ("exit-tol=0.9", 20)]
-    assert rows[1]["network_evaluations"] == 20 and rows[3]["network_evaluations"] < 20
+    assert [(r["setting"], r["sampler_steps"]) for r in rows] == [("fixed", 5), ("fixed", 20), ("exit-tol=0.05", 5), ("exit-tol=0.05", 20)]
+    assert rows[1]["network_evaluations"] == 20 and rows[3]["network_evaluations"] <= 20  # (exits: test_graph_diffusion)
+    assert rows[3]["evaluations_min"] <= rows[3]["network_evaluations"] <= rows[3]["evaluations_max"] <= 20
+    assert "saved_network_evaluations_pct" in rows[3] and rows[3]["sampler"] == "posterior-jump"
     assert all(0 <= r["validity"] <= 1 and "fcd" in r for r in rows)
     assert (out / "quality_vs_steps.png").exists()
 

@@ -31,7 +31,7 @@ class DiffusionModule(L.LightningModule):
 
     def build_training(self, network: nn.Module, optimizer: OptimizerConfig) -> None:
         self.optimizer_config = optimizer
-        self.ema = exponential_moving_average(network, optimizer.ema_decay)
+        self.ema = exponential_moving_average(network, optimizer.ema_decay, optimizer.ema_warmup_power)
 
     def plain_hyperparameters(self, **configs: Any) -> None:
         """Store config dataclasses in hparams as plain mappings: checkpoints then hold tensors and plain
@@ -60,7 +60,10 @@ class DiffusionModule(L.LightningModule):
 
         return call, iterations
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The EMA follows optimiser steps, not batches: with gradient accumulation over k batches it updates
+        once per k."""
+        super().optimizer_step(*args, **kwargs)
         self.ema.update_parameters(self.network)
 
     def configure_optimizers(self) -> dict:

@@ -56,11 +56,12 @@ def tiny_diffusers_unet() -> Callable[[], "UNet2DModel"]:
 
 
 def make_image_model(timesteps: int = 100, qgfd: QGFDConfig | None = None, ema_decay: float = 0.9, lr: float = 2e-4,
-                     prediction_type: str = "epsilon", **unet) -> ImageDiffusion:
+                     prediction_type: str = "epsilon", ema_warmup_power: float | None = None, **unet) -> ImageDiffusion:
     torch.manual_seed(0)
     return ImageDiffusion(unet=UNetConfig(**{**TINY_UNET, **unet}), qgfd=qgfd,
                           schedule=NoiseSchedule(num_train_timesteps=timesteps, prediction_type=prediction_type),
-                          optimizer=OptimizerConfig(lr=lr, warmup_steps=1, ema_decay=ema_decay))
+                          optimizer=OptimizerConfig(lr=lr, warmup_steps=1, ema_decay=ema_decay,
+                                                    ema_warmup_power=ema_warmup_power))
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ class LogSNRSchedule:
     def timestep(self, lam: Tensor) -> Tensor:
         """The continuous timestep (0 .. T-1) whose interpolated log alpha gives lambda."""
         target = -0.5 * torch.nn.functional.softplus(-2 * lam)  # log alpha = -log(1 + e^(-2 lambda)) / 2
-        decreasing = self.log_alpha.to(lam.device)
+        decreasing = self.log_alpha.to(device=lam.device, dtype=lam.dtype)
         upper = torch.searchsorted(-decreasing, -target).clamp(1, len(decreasing) - 1)
         hi, lo = decreasing[upper - 1], decreasing[upper]
         return (upper - 1 + (hi - target) / (hi - lo)).clamp(0, len(decreasing) - 1)
@@ -106,14 +106,15 @@ class AdaptiveSampler:
         """Per sample: the RMS of the pair's difference, each pixel scaled by its tolerance."""
         s = self.settings
         scale = torch.maximum(torch.full_like(x_low, s.atol), s.rtol * torch.maximum(x_low.abs(), x_s.abs()))
-        return ((x_high - x_low) / scale).pow(2).flatten(1).mean(1).sqrt().double()
+        return ((x_high - x_low) / scale).pow(2).flatten(1).mean(1).sqrt()
 
     @torch.no_grad()
     def sample(self, clean: CleanPredictor, noise: Tensor) -> AdaptiveResult:
         s, sched = self.settings, self.schedule
         count, device = noise.shape[0], noise.device
         x, out = noise.clone(), torch.empty_like(noise)
-        lam = torch.full((count,), sched.lambda_min, dtype=torch.float64, device=device)
+        exact = torch.float32 if device.type == "mps" else torch.float64  # log-SNR bookkeeping (MPS has no float64)
+        lam = torch.full((count,), sched.lambda_min, dtype=exact, device=device)
         step = torch.full_like(lam, s.first_step)
         clean_s, has_clean = torch.zeros_like(noise), torch.zeros(count, dtype=torch.bool, device=device)
         evaluations, rejected = torch.zeros(count, dtype=torch.long), torch.zeros(count, dtype=torch.long)
@@ -132,7 +133,7 @@ class AdaptiveSampler:
             x_low = self.first_order(x, clean_s, lam, lam_t)
             alpha_t = sched.alpha_sigma(lam_t)[0] * -torch.expm1(-step) / (2 * s.midpoint)
             x_high = x_low + alpha_t.view(_shape(x)).to(x.dtype) * (predicted - clean_s)
-            err = self.error(x, x_low, x_high)
+            err = self.error(x, x_low, x_high).to(lam.dtype)
             accept = trying & (err <= 1)
             rejected[alive[trying & ~accept].cpu()] += 1
             x = torch.where(_expand(accept, x), x_high, x)

@@ -129,7 +129,7 @@ class GaussianDiffusion(nn.Module):
         return scheduler
 
     def log_snr(self) -> LogSNRSchedule:
-        return LogSNRSchedule(self.alpha_bar)
+        return LogSNRSchedule(self.alpha_bar.cpu())
 
     def reverse(self, denoise: Denoiser, x: Tensor, sampler: str, steps: Optional[int] = None, eta: float = 0.0,
                 generator: Optional[torch.Generator] = None, exit_tol: Optional[float] = None,
@@ -146,7 +146,7 @@ class GaussianDiffusion(nn.Module):
         alive = torch.arange(x.shape[0], device=x.device)  # which samples of the batch are still running
         evaluations = torch.zeros(x.shape[0])
         step_kwargs = {"eta": eta} if sampler == "ddim" else {}
-        log_snr = LogSNRSchedule.lambda_of(0.5 * self.alpha_bar.double().log())
+        log_snr = LogSNRSchedule.lambda_of(0.5 * self.alpha_bar.cpu().double().log())  # (MPS has no float64)
         anchor, previous_rate, last = None, None, len(scheduler.timesteps) - 1
         for index, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)

@@ -114,9 +114,8 @@ def smiles_to_graph(smiles: str, vocab: AtomVocabulary) -> tuple[Tensor, Tensor]
     return mol_to_graph(mol, vocab)
 
 
-def graph_to_mol(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary, correct: bool = False) -> Optional[Chem.Mol]:
-    """The molecule of a graph, or None when RDKit's sanitization rejects it (the field's validity).
-    correct=True lowers bond orders at over-valent atoms until it sanitizes (report such numbers apart)."""
+def graph_to_raw_mol(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary) -> Chem.RWMol:
+    """The graph as an RDKit molecule before any sanitization (so that invalid ones can be inspected too)."""
     mol = Chem.RWMol()
     for index in atoms.tolist():
         mol.AddAtom(vocab.atom(index))
@@ -124,6 +123,32 @@ def graph_to_mol(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary, correct: b
     upper = torch.triu(bonds[:n, :n], diagonal=1)
     for i, j in upper.nonzero().tolist():
         mol.AddBond(i, j, BOND_TYPES[int(upper[i, j])])
+    return mol
+
+
+def fragment_report(raw: Optional[Chem.Mol]) -> tuple[bool, bool]:
+    """(one connected piece, the largest piece sanitizes) for an unsanitized molecule (None: neither). The
+    largest piece is DiGress's validity: a graph that is valid but for a stray fragment counts."""
+    if raw is None or raw.GetNumAtoms() == 0:
+        return False, False
+    pieces = Chem.GetMolFrags(raw, asMols=True, sanitizeFrags=False)
+    largest = Chem.RWMol(max(pieces, key=lambda piece: piece.GetNumAtoms()))
+    try:
+        Chem.SanitizeMol(largest)
+    except Exception:
+        return len(pieces) == 1, False
+    return len(pieces) == 1, True
+
+
+def raw_mol_from_smiles(smiles: Optional[str]) -> Optional[Chem.Mol]:
+    """A SMILES parsed without sanitization (None when it does not even parse)."""
+    return Chem.MolFromSmiles(smiles, sanitize=False) if smiles else None
+
+
+def graph_to_mol(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary, correct: bool = False) -> Optional[Chem.Mol]:
+    """The molecule of a graph, or None when RDKit's sanitization rejects it (the field's validity).
+    correct=True lowers bond orders at over-valent atoms until it sanitizes (report such numbers apart)."""
+    mol = graph_to_raw_mol(atoms, bonds, vocab)
     if correct:
         return _sanitize_with_correction(mol)
     try:
@@ -218,6 +243,15 @@ def decode_graphs(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary, correct: 
         n = int(real.sum())
         mols.append(graph_to_mol(row_atoms[:n], row_bonds[:n, :n], vocab, correct) if n else None)
     return mols
+
+
+def decode_raw_graphs(atoms: Tensor, bonds: Tensor, vocab: AtomVocabulary) -> list[Optional[Chem.Mol]]:
+    """Unsanitized molecules of padded graphs (atoms -1 = padding); None for an empty graph."""
+    raws = []
+    for row_atoms, row_bonds in zip(atoms, bonds):
+        n = int((row_atoms >= 0).sum())
+        raws.append(graph_to_raw_mol(row_atoms[:n], row_bonds[:n, :n], vocab) if n else None)
+    return raws
 
 
 def mols_to_smiles(mols: Sequence[Optional[Chem.Mol]]) -> list[Optional[str]]:

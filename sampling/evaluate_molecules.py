@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles
+from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, file_digest, write_json
 
-from .metrics import ChemNetReference, MoleculeMetrics, score_molecules
+from .metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from .results import SweepResults
 from .sweep import run_sweep, summary
 
@@ -40,6 +40,7 @@ def evaluate_smiles_file(args) -> int:
     train = read_reference(args.train, "training")
     test = read_reference(args.test, "test") if args.test else None
     scores = score_molecules(samples, train, test, with_fcd=not args.no_fcd and test is not None)
+    scores.update(fragment_scores([raw_mol_from_smiles(s) if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]))
     too_long = sum(len(s) > MAX_SMILES_CHARS for s in samples if s)
     if too_long:
         print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
@@ -83,8 +84,12 @@ def evaluate_molecules(args) -> int:
                             batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
 
     novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
-    run_sweep(model, args, results, ["posterior-jump"], draw,
-              lambda result: score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd), metrics)
+    def score(result) -> dict:
+        scores = score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd)
+        scores.update(fragment_scores(decode_raw_graphs(result.atoms, result.bonds, model.vocab)))
+        return scores
+
+    run_sweep(model, args, results, ["posterior-jump"], draw, score, metrics)
     plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 0

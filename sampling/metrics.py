@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import torch
+from rdkit import Chem
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from datamodules.chemistry import canonical_smiles
+from datamodules.chemistry import canonical_smiles, fragment_report
 
 MIN_FCD_SAMPLES = 2  # a covariance needs two
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -115,6 +116,14 @@ def score_molecules(samples: Sequence[Optional[str]], train_smiles: Iterable[str
         if result["fcd"] is None:
             result["fcd_note"] = f"undefined: needs at least {MIN_FCD_SAMPLES} valid samples, got {result['num_valid']}"
     return result
+
+
+def fragment_scores(raw_mols: Sequence[Optional[Chem.Mol]]) -> dict[str, float]:
+    """The share of samples in one connected piece, and the share whose largest piece is a valid molecule
+    (DiGress's two numbers beside validity), from unsanitized molecules (None counts as neither)."""
+    reports = [fragment_report(raw) for raw in raw_mols]
+    count = max(1, len(reports))
+    return {"connected": sum(c for c, _ in reports) / count, "largest_fragment_validity": sum(v for _, v in reports) / count}
 
 
 # ------------------------------------------------------------------------------------------------ images

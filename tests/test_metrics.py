@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from conftest import read_qm9_smiles
-from sampling.metrics import ImageQuality, MoleculeMetrics, frechet_chemnet_distance, score_molecules
+from datamodules.chemistry import QM9_VOCAB, decode_raw_graphs, raw_mol_from_smiles
+from sampling.metrics import ImageQuality, MoleculeMetrics, fragment_scores, frechet_chemnet_distance, score_molecules
 
 
 # ------------------------------------------------------------------------------------------ molecule metrics
@@ -20,6 +21,24 @@ def test_molecule_metrics_on_known_answers():
     assert scores["validity"] == pytest.approx(0.5)
     assert scores["uniqueness"] == pytest.approx(3 / 5)  # CCO, benzene, CCN
     assert scores["novelty"] == pytest.approx(2 / 3)  # CCN is in the training set (written NCC)
+
+
+def test_connected_share_and_largest_fragment_validity_on_known_answers():
+    smiles = ["CCO", "CCO.C", "C(C)(C)(C)(C)C.CCCCCCCC", "CC.C(C)(C)(C)(C)C", "", None, "C1CC"]
+    # connected: CCO; CCO.C has a stray methane; the pentavalent carbon is the smaller piece in the 3rd (largest
+    # piece octane: valid) and the larger in the 4th (invalid); empty, None and an unclosed ring count as neither
+    scores = fragment_scores([raw_mol_from_smiles(s) for s in smiles])
+    assert scores["connected"] == pytest.approx(1 / 7)
+    assert scores["largest_fragment_validity"] == pytest.approx(3 / 7)
+
+
+def test_fragments_of_generated_graphs():
+    atoms = torch.tensor([[0, 0, 2, 0, -1], [0, 0, 0, -1, -1]])  # C C O C (+padding); C C C
+    bonds = torch.zeros(2, 5, 5, dtype=torch.long)
+    bonds[0, 0, 1] = bonds[0, 1, 0] = bonds[0, 1, 2] = bonds[0, 2, 1] = 1  # ethanol and a lone carbon
+    bonds[1, 0, 1] = bonds[1, 1, 0] = bonds[1, 1, 2] = bonds[1, 2, 1] = 1  # propane
+    scores = fragment_scores(decode_raw_graphs(atoms, bonds, QM9_VOCAB))
+    assert scores == {"connected": 0.5, "largest_fragment_validity": 1.0}
 
 
 def test_molecule_metric_accumulates_over_updates():

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     mols.add_argument("--ckpt", default=None)
     _sweep_options(mols, "50,100,500")
     mols.add_argument("--no-fcd", action="store_true")
+    mols.add_argument("--no-nspdk", action="store_true", help="skip the NSPDK MMD against the test set (about 10 s a row)")
     mols.add_argument("--samples", default=None, help="score this SMILES file instead of sampling")
     mols.add_argument("--train", default=None, help="training SMILES (novelty), with --samples")
     mols.add_argument("--test", default=None, help="test SMILES (FCD), with --samples")

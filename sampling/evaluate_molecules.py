@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from rdkit import Chem
+
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, file_digest, write_json
 
+from .graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
 from .metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from .results import SweepResults
 from .sweep import run_sweep, summary
@@ -40,7 +43,9 @@ def evaluate_smiles_file(args) -> int:
     train = read_reference(args.train, "training")
     test = read_reference(args.test, "test") if args.test else None
     scores = score_molecules(samples, train, test, with_fcd=not args.no_fcd and test is not None)
-    scores.update(fragment_scores([raw_mol_from_smiles(s) if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]))
+    readable = [s if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]
+    mols = [Chem.MolFromSmiles(s) if s else None for s in readable]
+    scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=not args.no_nspdk))
     too_long = sum(len(s) > MAX_SMILES_CHARS for s in samples if s)
     if too_long:
         print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
@@ -58,6 +63,21 @@ def reference_sets(train: tuple[str, ...], test: Optional[tuple[str, ...]]) -> t
     return MoleculeMetrics(train), None if test is None else ChemNetReference(test)
 
 
+@functools.lru_cache(maxsize=2)
+def nspdk_reference(test: tuple[str, ...]) -> list:
+    """The first NSPDK_REFERENCE_SIZE valid test molecules, the reference of the NSPDK MMD."""
+    mols = (Chem.MolFromSmiles(s) for s in test if s and len(s) <= MAX_SMILES_CHARS)
+    return [m for m in mols if m is not None][:NSPDK_REFERENCE_SIZE]
+
+
+def graph_scores(mols: list, raw_mols: list, test: Optional[list[str]], with_nspdk: bool) -> dict:
+    """Connected share, largest-fragment validity and (with a test set) the NSPDK MMD of the valid samples."""
+    scores = fragment_scores(raw_mols)
+    if with_nspdk and test is not None:
+        scores["nspdk_mmd"] = nspdk_mmd([m for m in mols if m is not None], nspdk_reference(tuple(test)))
+    return scores
+
+
 def evaluate_molecules(args) -> int:
     if args.samples:
         return evaluate_smiles_file(args)
@@ -73,9 +93,10 @@ def evaluate_molecules(args) -> int:
     train, test = datamodule.smiles("train"), datamodule.smiles("test")
     identity = {"checkpoint_sha256": digest, "sampler": "posterior-jump", "seed": args.seed,
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "fcd": not args.no_fcd,
+                "nspdk": not args.no_nspdk,
                 "qgfd_max_iterations": args.qgfd_max_iterations}
     meta = {"identity": identity, "checkpoint": str(args.ckpt), "train_molecules": len(train),
-            "test_molecules": len(test)}
+            "test_molecules": len(test), "nspdk_reference_molecules": NSPDK_REFERENCE_SIZE}
     metrics = [m for m in MOLECULE_METRICS if m != "fcd" or not args.no_fcd]
     results = SweepResults(out, meta, metrics)
 
@@ -84,9 +105,11 @@ def evaluate_molecules(args) -> int:
                             batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
 
     novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
+
     def score(result) -> dict:
         scores = score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd)
-        scores.update(fragment_scores(decode_raw_graphs(result.atoms, result.bonds, model.vocab)))
+        raws = decode_raw_graphs(result.atoms, result.bonds, model.vocab)
+        scores.update(graph_scores(result.mols, raws, test, with_nspdk=not args.no_nspdk))
         return scores
 
     run_sweep(model, args, results, ["posterior-jump"], draw, score, metrics)

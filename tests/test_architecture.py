@@ -14,7 +14,7 @@ LAYERS = {
     "qgfd_gen": 0,  # the QGFD core and shared infrastructure
     "datamodules": 1,  # data, and molecules as graphs
     "models.unet": 1, "models.graph_transformer": 1,  # networks
-    "sampling.metrics": 1, "sampling.grids": 1,  # measures and pictures of samples: tensors and SMILES in
+    "sampling.metrics": 1, "sampling.grids": 1, "sampling.graph_kernels": 1,  # measures and pictures of samples: tensors and SMILES in
     "models.discrete_diffusion": 2, "models.gaussian_diffusion": 2, "models.graph_diffusion": 2,  # processes
     "models.adaptive_sampler": 2,
     "models": 3,  # LightningModules, callbacks, loading

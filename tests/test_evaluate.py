@@ -26,6 +26,7 @@ def test_scoring_a_smiles_file(tmp_path):
     assert math.isfinite(scores["fcd"]) and scores["fcd"] > 0
     assert scores["connected"] == pytest.approx(4 / 6)  # one piece, valid or not: the pentavalent carbon counts
     assert scores["largest_fragment_validity"] == pytest.approx(0.5)
+    assert scores["nspdk_mmd"] > 0
 
 
 def test_image_sweep_writes_results_and_early_exit_saves_evaluations(image_checkpoint, tmp_path):
@@ -104,6 +105,7 @@ def test_molecule_sweep(molecule_checkpoint, tmp_path):
     assert "saved_network_evaluations_pct" in rows[3] and rows[3]["sampler"] == "posterior-jump"
     assert all(0 <= r["validity"] <= 1 and "fcd" in r for r in rows)
     assert all(r["validity"] <= r["largest_fragment_validity"] <= 1 and 0 <= r["connected"] <= 1 for r in rows)
+    assert all("nspdk_mmd" in r for r in rows)
     assert (out / "quality_vs_steps.png").exists()
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from sampling.grids import image_grid, write_image_grid
+from sampling.grids import image_grid, write_image_grid, write_molecule_grid
 
 
 class SampleGridCallback(L.Callback):
     """Every `every_n_epochs` epochs, sample a grid with the EMA weights, write it as PNG into the run
-    folder (`<log_dir>/samples/epoch_XXXX.png`) and log it to TensorBoard when that is the logger."""
+    folder (`<log_dir>/samples/epoch_XXXX.png`) and log it to TensorBoard when that is the logger. On a
+    molecule model the grid is RDKit's (SMILES under each molecule; `sampler` does not apply)."""
 
     def __init__(self, every_n_epochs: int = 10, num: int = 64, sampler: str = "ddim", steps: int = 50,
                  seed: int = 0, on_train_end: bool = True):
@@ -34,6 +35,10 @@ class SampleGridCallback(L.Callback):
         # every rank must ask: trainer.log_dir broadcasts rank zero's answer (a collective)
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         if not trainer.is_global_zero:
+            return
+        if getattr(pl_module, "kind", "images") == "molecules":
+            molecules = pl_module.sample(self.num, steps=self.steps, seed=self.seed)
+            self.last_written = write_molecule_grid(molecules.mols, folder / f"{name}.png")
             return
         result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
         path = write_image_grid(result.images, folder / f"{name}.png")

@@ -47,7 +47,8 @@ class MoleculeSamples:
 class MoleculeDiffusion(DiffusionModule):
     """dataset: which vocabulary (qm9 | zinc); num_train_timesteps: length of the chain; network: the
     graph transformer's widths; qgfd: QGFD over the bond graph (alpha 0 = plain graph transformer);
-    val_samples molecules are sampled in `val_sample_steps` jumps after each validation (0 = none);
+    val_samples molecules are sampled in `val_sample_steps` jumps after each validation (0 = none) and scored
+    (validity, uniqueness, novelty, and FCD against the first `val_fcd_reference` test molecules; 0 = no FCD);
     `lightning test` measures the loss on the test split and scores test_samples molecules (validity,
     uniqueness, novelty against the training split, FCD against the test split)."""
 
@@ -56,7 +57,8 @@ class MoleculeDiffusion(DiffusionModule):
     def __init__(self, dataset: str = "qm9", num_train_timesteps: int = 500,
                  network: Optional[GraphTransformerConfig] = None, qgfd: Optional[QGFDConfig] = None,
                  edge_weight: float = 5.0, optimizer: Optional[OptimizerConfig] = None,
-                 val_samples: int = 0, val_sample_steps: int = 100, test_samples: int = 1000):
+                 val_samples: int = 0, val_sample_steps: int = 100, test_samples: int = 1000,
+                 val_fcd_reference: int = 10_000):
         super().__init__()
         if dataset not in VOCABULARIES:
             raise ValueError(f"dataset={dataset!r}; choose one of {', '.join(VOCABULARIES)}")
@@ -120,11 +122,27 @@ class MoleculeDiffusion(DiffusionModule):
                        if scores.get(k) is not None})
 
     def on_validation_epoch_end(self) -> None:
-        if self.hparams.val_samples and not self.trainer.sanity_checking:
-            samples = self.sample(self.hparams.val_samples, steps=self.hparams.val_sample_steps, seed=0)
+        """val_samples molecules scored as `qgfd-eval` scores them: validity and uniqueness, and with the data
+        module's SMILES novelty against the training split and FCD against the first val_fcd_reference test
+        molecules (their ChemNet statistics computed once per run)."""
+        if not self.hparams.val_samples or self.trainer.sanity_checking:
+            return
+        samples = self.sample(self.hparams.val_samples, steps=self.hparams.val_sample_steps, seed=0)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "smiles"):
             valid = [s for s in samples.smiles if s is not None]
-            self.log("val/validity", len(valid) / len(samples.smiles), sync_dist=True)
-            self.log("val/uniqueness", len(set(valid)) / max(1, len(valid)), sync_dist=True)
+            self.log_dict({"val/validity": len(valid) / len(samples.smiles),
+                           "val/uniqueness": len(set(valid)) / max(1, len(valid))}, sync_dist=True)
+            return
+        from sampling.metrics import ChemNetReference, MoleculeMetrics, score_molecules
+
+        if getattr(self, "_val_references", None) is None:
+            wanted = self.hparams.val_fcd_reference
+            self._val_references = (MoleculeMetrics(datamodule.smiles("train")),
+                                    ChemNetReference(datamodule.smiles("test")[:wanted]) if wanted else None)
+        scores = score_molecules(samples.smiles, *self._val_references, with_fcd=bool(self.hparams.val_fcd_reference))
+        self.log_dict({f"val/{k}": float(scores[k]) for k in ("validity", "uniqueness", "novelty", "fcd")
+                       if scores.get(k) is not None}, sync_dist=True)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

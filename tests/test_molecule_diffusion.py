@@ -36,3 +36,31 @@ def test_alpha_zero_denoiser_is_the_plain_graph_transformer(tiny_molecule_model)
     for layer in plain.denoiser.layers:  # alpha = 0 is exactly attention with edge biases
         assert layer.attention.alpha() == 0.0
     assert plain.denoiser(x, e, t, mask)[0].shape == (4, 9, 4)
+
+
+def test_validation_scores_generated_molecules_and_the_grid_callback_draws_them(tmp_path):
+    """Validation samples are scored as qgfd-eval scores them (novelty against the training split, FCD
+    against the test split), and the sample-grid callback writes an RDKit grid for a molecule model."""
+    import lightning as L
+
+    from conftest import read_qm9_smiles
+    from datamodules import SmilesDataModule
+    from models import GraphTransformerConfig, MoleculeDiffusion, OptimizerConfig, SampleGridCallback
+    from qgfd_gen.attention import QGFDConfig
+
+    smiles = tmp_path / "train.smi"
+    smiles.write_text("\n".join(read_qm9_smiles(300, offset=100)) + "\n")
+    torch.manual_seed(0)
+    model = MoleculeDiffusion(dataset="qm9", num_train_timesteps=20, val_samples=32, val_sample_steps=5,
+                              network=GraphTransformerConfig(node_dim=32, edge_dim=8, layers=2, heads=2),
+                              qgfd=QGFDConfig(alpha=0.5, iterations=2, transition="adjacency"),
+                              optimizer=OptimizerConfig(lr=2e-3, warmup_steps=1, ema_decay=0.5))
+    grids = SampleGridCallback(every_n_epochs=1, num=8, steps=5)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
+                        num_sanity_val_steps=0, callbacks=[grids], default_root_dir=str(tmp_path))
+    trainer.fit(model, SmilesDataModule(str(smiles), vocab="qm9", data_dir=str(tmp_path / "cache"), batch_size=32))
+    logged = trainer.callback_metrics
+    assert {"val/validity", "val/uniqueness", "val/novelty"} <= set(logged)
+    assert 0 <= float(logged["val/novelty"]) <= 1
+    assert grids.last_written is not None and grids.last_written.suffix == ".png" and grids.last_written.exists()

@@ -175,7 +175,7 @@ class ImageQuality(nn.Module):
                 self.inception_score = InceptionScore(feature=logits, normalize=True)
         else:
             if want_fid:
-                self.fid = FrechetInceptionDistance(feature=_Features(feature_extractor), normalize=True,
+                self.fid = FrechetInceptionDistance(feature=ExtractorFeatures(feature_extractor), normalize=True,
                                                     reset_real_features=False)
             if want_is:
                 self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=IS_SPLITS)
@@ -219,7 +219,7 @@ class ImageQuality(nn.Module):
             self.inception_score.reset()
 
 
-class _Features(nn.Module):
+class ExtractorFeatures(nn.Module):
     """The `features` view of a custom extractor, for FID."""
 
     def __init__(self, extractor: nn.Module):

@@ -39,3 +39,18 @@ def test_bad_arguments_exit_with_a_message(capsys, argv, message):
 def test_an_unwritable_output_is_refused_before_measuring(tmp_path, capsys):
     assert bench_main(["--sizes", "16", "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_sampler_suite_against_diffusers_on_a_tiny_unet(tmp_path):
+    import json
+
+    from qgfd_gen.commands.bench import main as bench_main
+
+    out = tmp_path / "sampler.json"
+    assert bench_main(["--suite", "sampler", "--num-images", "2", "--sample-steps", "3", "--repeats", "1",
+                       "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["meta"]["ratios"]) == {"sampler_vs_diffusers_ddim", "sampler_vs_diffusers_dpm++"}
+    assert all(value > 0 for value in data["meta"]["ratios"].values())
+    assert [r["sampler"] for r in data["rows"]] == ["ddim", "dpm++", "adaptive"]
+    assert all(r["max_image_difference"] < 1e-5 for r in data["rows"][:2])  # the same work on both sides

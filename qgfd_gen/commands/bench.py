@@ -4,6 +4,7 @@
     qgfd-bench --suite operator --sizes 256,1024 --out my.json
     qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
     qgfd-bench --suite molecules       # graph denoiser step and sampler throughput, QGFD against alpha 0
+    qgfd-bench --suite sampler         # the workbench's samplers against diffusers' loop on the same U-Net
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process.
 """
@@ -27,6 +28,7 @@ from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
 
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
+from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
 from .bench_unet import print_unet_table, unet_suite
 from .timing import median_ms
 
@@ -127,7 +129,7 @@ alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=["operator", "unet", "molecules"], default="operator")
+    parser.add_argument("--suite", choices=["operator", "unet", "molecules", "sampler"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
     parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
     parser.add_argument("--modes", type=mode_list, default=list(MODES))
@@ -138,7 +140,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--alpha", type=alpha_value, default=0.5)
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--num-molecules", type=positive_int, default=256, help="molecules suite: molecules sampled")
-    parser.add_argument("--sample-steps", type=positive_int, default=50, help="molecules suite: sampler steps")
+    parser.add_argument("--sample-steps", type=positive_int, default=50, help="molecules / sampler suites: sampler steps")
+    parser.add_argument("--num-images", type=positive_int, default=64, help="sampler suite: images per run")
+    parser.add_argument("--ckpt", default=None, help="sampler suite: an image checkpoint (default: digits U-Net)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     check_outputs({"--out": args.out or f"bench-{args.suite}.json"})
@@ -154,6 +158,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif args.suite == "unet":
         rows = unet_suite(batch=args.batch or 4, repeats=min(args.repeats, 3), progress=say)
         print_unet_table(rows)
+    elif args.suite == "sampler":
+        from models.loading import load_model
+
+        model = load_model(args.ckpt, "images") if args.ckpt else None
+        rows = sampler_suite(args.num_images, args.sample_steps, args.repeats, say, model)
+        print_sampler_table(rows)
+        meta["ratios"] = sampler_ratios(rows)
     else:
         rows = molecule_suite(["qm9", "zinc"], batch=args.batch or 256, num=args.num_molecules,
                               steps=args.sample_steps, repeats=args.repeats, progress=say)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import lightning as L
 from torch import nn
 
-from qgfd_gen.attention import mean_qgfd_iterations
+from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
 
 from .training import OptimizerConfig, adamw_with_warmup, exponential_moving_average
@@ -50,10 +50,11 @@ class DiffusionModule(L.LightningModule):
     def counting_network(self, use_ema: bool) -> tuple[Callable[..., Any], list[float]]:
         """The sampling network as a function, and a list that collects QGFD's mean iterations of each call."""
         net, iterations = self.sampling_network(use_ema), []
+        layers = qgfd_layers(net)  # found once: walking the modules at every call would cost a few per cent
 
         def call(*inputs: Any) -> Any:
             output = net(*inputs)
-            used = mean_qgfd_iterations(net)
+            used = mean_qgfd_iterations(layers) if layers else None
             if used is not None:
                 iterations.append(used)
             return output

@@ -178,8 +178,9 @@ def trace_qgfd(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
             m.traces = None
 
 
-def mean_qgfd_iterations(model: nn.Module) -> Optional[float]:
-    """Mean diffusion iterations per sample over the QGFD layers' last call (None without QGFD)."""
-    used = [m.last_stats.iterations_used.float().mean() for m in qgfd_layers(model)
-            if getattr(m, "last_stats", None) is not None]
+def mean_qgfd_iterations(model: nn.Module | list[nn.Module]) -> Optional[float]:
+    """Mean diffusion iterations per sample over the QGFD layers' last call (None without QGFD). Pass the
+    list `qgfd_layers(model)` when asking after every call: walking the model's modules each time costs."""
+    layers = model if isinstance(model, list) else qgfd_layers(model)
+    used = [m.last_stats.iterations_used.float().mean() for m in layers if getattr(m, "last_stats", None) is not None]
     return float(sum(used) / len(used)) if used else None

@@ -32,7 +32,8 @@ CleanPredictor = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 @dataclass
 class AdaptiveSettings:
     """rtol / atol: the error tolerance of each step (images live in [-1, 1]; atol 1/128 is half an 8-bit
-    level). The defaults come from the digits sweep in README."""
+    level). The defaults are DPM-Solver's; on the digits model (README) rtol 0.05 gave FID 0.71 at 26.6
+    evaluations per image and 0.1 gave 0.82 at 22.9."""
 
     rtol: float = 0.05
     atol: float = 0.0078

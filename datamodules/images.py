@@ -109,6 +109,13 @@ class ImageFolderDataModule(ImageDataModule):
         return self._split(train, val)
 
 
+def first_images(dataset: Dataset, count: int) -> torch.Tensor:
+    """The first `count` images of a data set (items may be (image, label)), in [-1, 1]: a fixed,
+    reproducible set (FID's real images, NLL's held-out ones)."""
+    items = [dataset[index] for index in range(min(count, len(dataset)))]
+    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
+
+
 def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():

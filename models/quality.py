@@ -64,23 +64,17 @@ class SampleQualityCallback(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs or self.fid is None:
             return
+        from datamodules.images import first_images
+        from sampling.metrics import rgb
+
         if not bool(self.fid.real_features_num_samples):
-            real = _first_images(trainer.datamodule.train_set, self.num_samples).add(1).div(2)
+            real = first_images(trainer.datamodule.train_set, self.num_samples).add(1).div(2)
             for metric in (self.fid, self.kid):
-                metric.update(_rgb(real), real=True)
+                metric.update(rgb(real), real=True)
         images = pl_module.sample(self.num_samples, sampler=self.sampler, steps=self.steps, seed=self.seed).images
         for metric in (self.fid, self.kid):
             metric.reset()  # the fake features only: reset_real_features=False
-            metric.update(_rgb(images), real=False)
+            metric.update(rgb(images), real=False)
         kid_mean, _ = self.kid.compute()
         self.last = {"val/fid": float(self.fid.compute()), "val/kid": float(kid_mean)}
         pl_module.log_dict(self.last, sync_dist=True)
-
-
-def _first_images(dataset, count: int) -> torch.Tensor:
-    items = [dataset[index] for index in range(min(count, len(dataset)))]
-    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
-
-
-def _rgb(images: torch.Tensor) -> torch.Tensor:
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images

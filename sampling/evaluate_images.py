@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import torch
 
+from datamodules.images import first_images
 from models.adaptive_sampler import AdaptiveSettings
 from models.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError
@@ -19,13 +20,6 @@ from .results import SweepResults
 from .sweep import run_sweep
 
 IMAGE_METRICS = ("fid", "is", "nll")
-
-
-def first_images(dataset, count: int) -> torch.Tensor:
-    """The first `count` images of a data set (items may be (image, label)), in [-1, 1]: a fixed,
-    reproducible set."""
-    items = [dataset[index] for index in range(min(count, len(dataset)))]
-    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
 
 
 def build_image_quality(args, metrics: list[str]) -> tuple[Optional[ImageQuality], Optional[str], str]:

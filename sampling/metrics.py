@@ -180,19 +180,15 @@ class ImageQuality(nn.Module):
             if want_is:
                 self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=IS_SPLITS)
 
-    @staticmethod
-    def _rgb(images: Tensor) -> Tensor:
-        return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
-
     def update_real(self, images: Tensor) -> None:
         if self.fid is not None:
-            self.fid.update(self._rgb(images), real=True)
+            self.fid.update(rgb(images), real=True)
 
     def update_fake(self, images: Tensor) -> None:
         if self.fid is not None:
-            self.fid.update(self._rgb(images), real=False)
+            self.fid.update(rgb(images), real=False)
         if self.inception_score is not None:
-            self.inception_score.update(self._rgb(images))
+            self.inception_score.update(rgb(images))
 
     def real_state(self) -> dict[str, Tensor]:
         """Real-data statistics, to cache once per data set and resolution."""
@@ -217,6 +213,11 @@ class ImageQuality(nn.Module):
             self.fid.reset()  # reset_real_features=False keeps the real statistics
         if self.inception_score is not None:
             self.inception_score.reset()
+
+
+def rgb(images: Tensor) -> Tensor:
+    """Grey images as three equal channels, for extractors that take RGB."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
 class ExtractorFeatures(nn.Module):

@@ -99,8 +99,7 @@ class AdaptiveSampler:
     def first_order(self, x: Tensor, clean_s: Tensor, lam_s: Tensor, lam_t: Tensor) -> Tensor:
         """The DDIM step from lambda_s to lambda_t in data-prediction form."""
         (alpha_t, sigma_t), (_, sigma_s) = self.schedule.alpha_sigma(lam_t), self.schedule.alpha_sigma(lam_s)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        ratio, gain = (sigma_t / sigma_s).view(shape), (alpha_t * -torch.expm1(lam_s - lam_t)).view(shape)
+        ratio, gain = (sigma_t / sigma_s).view(_shape(x)), (alpha_t * -torch.expm1(lam_s - lam_t)).view(_shape(x))
         return ratio.to(x.dtype) * x + gain.to(x.dtype) * clean_s
 
     def error(self, x_s: Tensor, x_low: Tensor, x_high: Tensor) -> Tensor:

@@ -28,6 +28,10 @@ class MemoryTracker(TorchDispatchMode):
             del self._refs[address]
 
     def _track(self, tensor: torch.Tensor) -> None:
+        if tensor.layout != torch.strided:  # a sparse tensor: what holds memory are its index and value tensors
+            for part in _sparse_parts(tensor):
+                self._track(part)
+            return
         storage = tensor.untyped_storage()
         address, size = storage.data_ptr(), storage.nbytes()
         if size == 0:
@@ -47,3 +51,11 @@ class MemoryTracker(TorchDispatchMode):
             if isinstance(tensor, torch.Tensor) and id(tensor) not in inputs and tensor.device.type != "meta":
                 self._track(tensor)
         return out
+
+
+def _sparse_parts(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if tensor.layout == torch.sparse_coo:
+        return tensor._indices(), tensor._values()
+    if tensor.layout == torch.sparse_csr:
+        return tensor.crow_indices(), tensor.col_indices(), tensor.values()
+    return ()

@@ -4,6 +4,7 @@ in `transitions.py`; the operator loop in `operator.py` only calls `matmul_nativ
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Optional
 
@@ -33,6 +34,11 @@ class TransitionOperator(ABC):
     def to_dense(self) -> Tensor:
         """P as a dense [B|1, heads|1, N, N] tensor (for tests and the reference formula)."""
 
+    def diffuse_in_closed_form(self, v: Tensor, alpha, iterations: int) -> Optional[tuple[Tensor, Tensor]]:
+        """(H_T, H_T - H_{T-1}) computed some cheaper way than T products P @ H, or None to let the caller
+        iterate. alpha: a float or a tensor broadcastable to [B, heads, 1, 1]."""
+        return None
+
 
 class DenseOperator(TransitionOperator):
     def __init__(self, matrix: Tensor):
@@ -40,6 +46,32 @@ class DenseOperator(TransitionOperator):
 
     def matmul_native(self, h: Tensor) -> Tensor:
         return torch.matmul(self.matrix.to(h.dtype), h)
+
+    def diffuse_in_closed_form(self, v: Tensor, alpha, iterations: int) -> Optional[tuple[Tensor, Tensor]]:
+        """For small graphs (molecules: N <= 38 against heads * d = 128) the polynomial H_T = M_T v, with
+        M_0 = I and M_{t+1} = (1 - a) I + a P M_t, costs T products of [N, N] matrices and one of M_T with
+        v, instead of T products with H. One graph for every head is applied to v laid out [B, N, heads*d]
+        by one batched product: measured at QM9 size (B 256, N 9, 4 heads of 32, 3 iterations) the
+        diffusion's forward+backward takes 2.2 ms against 4.9 ms for the iteration."""
+        b, heads, n, d = v.shape
+        matrix = self.matrix.to(v.dtype)
+        alpha_heads = alpha.shape[1] if isinstance(alpha, Tensor) and alpha.dim() > 1 else 1
+        if max(matrix.shape[1], alpha_heads) * n > heads * d:
+            return None  # T products [N, N] x [N, N] per distinct M cost more than T products P @ H
+        eye = torch.eye(n, dtype=v.dtype, device=v.device)
+        polynomial = previous = eye
+        for _ in range(iterations):
+            previous, polynomial = polynomial, (1 - alpha) * eye + alpha * torch.matmul(matrix, polynomial)
+        if polynomial.dim() == 4 and polynomial.shape[1] == 1:  # one graph for every head
+            rows = v.transpose(1, 2).reshape(b, n, heads * d)
+            graph = polynomial[:, 0].expand(b, n, n)
+            h = torch.bmm(graph, rows).view(b, n, heads, d).transpose(1, 2)
+            with torch.no_grad():
+                last_step = torch.bmm(graph - previous[:, 0].expand(b, n, n), rows)
+            return h, last_step
+        with torch.no_grad():
+            last_step = torch.matmul(polynomial - previous, v)
+        return torch.matmul(polynomial, v), last_step
 
     def to_dense(self) -> Tensor:
         return self.matrix
@@ -113,18 +145,35 @@ def grid_matrix(height: int, width: int, neighbours: int = 8, dtype=torch.float6
 
 
 class SparseOperator(TransitionOperator):
-    """Edge-list P: rows `row`, columns `col`, batch element `batch`, weights already row-normalised."""
+    """Edge-list P: rows `row`, columns `col`, batch element `batch`, weights already row-normalised.
+    H is kept node-major, [B, N, heads*d], so one graph serves every head. Where the weights need no gradient
+    (and on CPU / CUDA in float32 / float64) P @ H is a CSR sparse product, built once per forward pass:
+    measured on 2 CPU cores at N = 1024 (8 edges a node), 6 products forward+backward take 30 ms against 64 ms
+    forward alone for gather + index_add, whose backward is another scatter."""
 
     def __init__(self, batch: Tensor, row: Tensor, col: Tensor, weight: Tensor, batch_size: int, num_nodes: int):
         self.batch, self.row, self.col, self.weight = batch, row, col, weight
         self.batch_size, self.num_nodes = batch_size, num_nodes
+        self._heads_dim: Optional[tuple[int, int]] = None
+        self._csr = _CSRCache(lambda: (batch * num_nodes + row, batch * num_nodes + col, weight, batch_size * num_nodes))
+
+    def to_native(self, h: Tensor) -> Tensor:
+        b, heads, n, d = h.shape
+        self._heads_dim = (heads, d)
+        return h.transpose(1, 2).reshape(b, n, heads * d)
+
+    def from_native(self, h: Tensor) -> Tensor:
+        heads, d = self._heads_dim
+        # contiguous, so that the final scaled_dot_product_attention's backward runs at full speed
+        return h.view(self.batch_size, self.num_nodes, heads, d).transpose(1, 2).contiguous()
 
     def matmul_native(self, h: Tensor) -> Tensor:
-        b, heads, n, d = h.shape
-        flat = h.transpose(1, 2).reshape(b * n, heads, d)  # node-major so edges index one dimension
-        messages = flat[self.batch * n + self.col] * self.weight.to(h.dtype)[:, None, None]
-        out = torch.zeros_like(flat).index_add_(0, self.batch * n + self.row, messages)
-        return out.reshape(b, n, heads, d).transpose(1, 2)
+        flat = h.reshape(-1, h.shape[-1])  # [B*N, heads*d], a view
+        csr = self._csr.get(h)
+        if csr is not None:
+            return _SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
+        messages = flat[self.batch * self.num_nodes + self.col] * self.weight.to(h.dtype)[:, None]
+        return torch.zeros_like(flat).index_add_(0, self.batch * self.num_nodes + self.row, messages).view(h.shape)
 
     def to_dense(self) -> Tensor:
         dense = torch.zeros(self.batch_size, self.num_nodes, self.num_nodes, dtype=self.weight.dtype, device=self.weight.device)
@@ -132,11 +181,65 @@ class SparseOperator(TransitionOperator):
         return dense[:, None]
 
 
+class _CSRCache:
+    """P (and P^T, for the backward pass) as CSR tensors in H's dtype, built on first use from (global rows,
+    global columns, weights, size), or None where the sparse product does not apply: weights that need a
+    gradient (the product here gives none for them), devices other than CPU / CUDA, dtypes other than
+    float32 / float64."""
+
+    def __init__(self, entries):
+        self._entries, self._built = entries, {}
+
+    def get(self, h: Tensor, transpose: bool = False) -> Optional[Tensor]:
+        if h.dtype not in (torch.float32, torch.float64) or h.device.type not in ("cpu", "cuda"):
+            return None
+        rows, cols, weight, size = self._entries()
+        if weight.requires_grad and torch.is_grad_enabled():
+            return None
+        if (h.dtype, transpose) not in self._built:
+            if transpose:
+                rows, cols = cols, rows
+            with warnings.catch_warnings():  # "CSR support is in beta": the product used here is tested
+                warnings.simplefilter("ignore", UserWarning)
+                coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), weight.detach().to(h.dtype), (size, size),
+                                              check_invariants=False)
+                self._built[h.dtype, transpose] = coo.coalesce().to_sparse_csr()
+        return self._built[h.dtype, transpose]
+
+    def transposed(self, h: Tensor) -> "_LazyTranspose":
+        return _LazyTranspose(self, h)
+
+
+class _LazyTranspose:
+    """P^T, built only if a backward pass asks for it (sampling never does), then kept for every iteration."""
+
+    def __init__(self, cache: _CSRCache, h: Tensor):
+        self.cache, self.dtype_of = cache, h.detach()
+
+    def get(self) -> Tensor:
+        return self.cache.get(self.dtype_of, transpose=True)
+
+
+class _SparseProduct(torch.autograd.Function):
+    """P @ H for a CSR P that needs no gradient, whose backward is P^T @ grad with P^T built once per forward
+    pass (torch's own backward of the CSR product re-transposes P on every call: a sort per iteration)."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, csr: Tensor, transposed: _LazyTranspose) -> Tensor:
+        ctx.transposed = transposed
+        return torch.sparse.mm(csr, h)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        return torch.sparse.mm(ctx.transposed.get(), grad), None, None
+
+
 class KNNOperator(TransitionOperator):
-    """Top-k neighbours per row: indices and weights [B, heads, N, k]. P @ H is k row gathers from the
-    flattened [B*heads*N, d] values, each folded in with addcmul: O(N d) memory per product, O(N k) for P.
-    (Measured on 2 CPU cores at N = 1024: 2x faster forward+backward than torch.gather per neighbour,
-    5x faster than one gather of all k neighbours followed by a matmul.)"""
+    """Top-k neighbours per row: indices and weights [B, heads, N, k]; H is kept as [B*heads*N, d]. Where the
+    weights need no gradient P @ H is a CSR sparse product (6 products at N = 1024, 2 CPU cores: 5 ms against
+    22 ms for k row gathers); otherwise k row gathers, each folded in with addcmul (O(N d) memory per product,
+    O(N k) for P; 2x faster forward+backward than torch.gather per neighbour). Native layout [B, heads*N, d]."""
 
     def __init__(self, index: Tensor, weight: Tensor):
         self.index, self.weight = index, weight
@@ -144,9 +247,20 @@ class KNNOperator(TransitionOperator):
         offsets = torch.arange(b * heads, device=index.device).view(b, heads, 1, 1) * n
         self._rows = (index + offsets).reshape(-1, k).t().contiguous()  # [k, B*heads*N]
         self._weights = weight.reshape(-1, k).t().unsqueeze(-1)  # [k, B*heads*N, 1]
+        source_rows = torch.arange(b * heads * n, device=index.device).repeat_interleave(k)
+        self._csr = _CSRCache(lambda: (source_rows, (index + offsets).reshape(-1), weight.reshape(-1), b * heads * n))
+
+    def to_native(self, h: Tensor) -> Tensor:
+        return h.reshape(h.shape[0], -1, h.shape[-1])
+
+    def from_native(self, h: Tensor) -> Tensor:
+        return h.view(*self.index.shape[:3], h.shape[-1])
 
     def matmul_native(self, h: Tensor) -> Tensor:
-        flat = h.reshape(-1, h.shape[-1])
+        flat = h.reshape(-1, h.shape[-1])  # [B*heads*N, d], a view
+        csr = self._csr.get(h)
+        if csr is not None:
+            return _SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
         weights = self._weights.to(h.dtype)
         out = flat.index_select(0, self._rows[0]) * weights[0]
         for m in range(1, self._rows.shape[0]):

@@ -103,6 +103,12 @@ def _is_zero(alpha: Alpha) -> bool:
     return (not isinstance(alpha, Tensor)) and float(alpha) == 0.0
 
 
+def _no_diffusion_stats(v: Tensor, trace: bool) -> QGFDStats:
+    b = v.shape[0]
+    return QGFDStats(torch.zeros(b, dtype=torch.long, device=v.device),
+                     torch.full((b,), float("nan"), dtype=v.dtype, device=v.device), v.new_zeros(0) if trace else None)
+
+
 def diffuse_values(
     v: Tensor,
     operator: TransitionOperator,
@@ -116,12 +122,17 @@ def diffuse_values(
     max |H_{t+1} - H_t| drops below tol (the iteration that got there is kept). trace=True records every
     iteration's residual (one extra reduction per iteration; off by default)."""
     b = v.shape[0]
+    if iterations == 0 or _is_zero(alpha):
+        return v, _no_diffusion_stats(v, trace)
     iterations_used = torch.zeros(b, dtype=torch.long, device=v.device)
     residual = torch.full((b,), float("nan"), dtype=v.dtype, device=v.device)
-    if iterations == 0 or _is_zero(alpha):
-        return v, QGFDStats(iterations_used, residual, v.new_zeros(0) if trace else None)
-    v_native = operator.to_native(v)
     a = alpha if isinstance(alpha, Tensor) and alpha.dim() == 0 else _alpha_for(alpha, v)
+    if tol is None and not trace:
+        closed = operator.diffuse_in_closed_form(v, a, iterations)
+        if closed is not None:
+            h, last_step = closed
+            return h, QGFDStats(iterations_used + iterations, last_step.abs().flatten(1).amax(1))
+    v_native = operator.to_native(v)
     if isinstance(a, Tensor) and a.dim() > 0:
         a = operator.to_native(a.expand(b, -1, v.shape[2], v.shape[3]))
     source = (1 - a) * v_native
@@ -167,8 +178,12 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     _check_qkv(q, k, v, key_padding_mask)
     _check_alpha_shape(alpha, q.shape[1])
     key_padding_mask, empty = _unpadded(key_padding_mask)
-    operator = as_transition(transition).bind(k, key_padding_mask)
-    h, stats = diffuse_values(v, operator, alpha=alpha, iterations=iterations, tol=tol, trace=trace)
+    transition = as_transition(transition)
+    if iterations == 0 or _is_zero(alpha):  # plain attention: no graph to build (a knn graph costs a top-k)
+        h, stats = v, _no_diffusion_stats(v, trace)
+    else:
+        h, stats = diffuse_values(v, transition.bind(k, key_padding_mask), alpha=alpha, iterations=iterations, tol=tol,
+                                  trace=trace)
     out = F.scaled_dot_product_attention(q, k, h, attn_mask=_attention_mask(key_padding_mask, attn_bias, q.dtype))
     out = out if empty is None else out.masked_fill(empty, 0.0)
     return (out, stats) if return_stats else out

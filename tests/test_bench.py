@@ -7,22 +7,39 @@ import pytest
 from conftest import TINY_UNET
 from models import UNetConfig
 from qgfd_gen.commands.bench import main as bench_main
-from qgfd_gen.commands.bench_unet import unet_suite
+from qgfd_gen.commands.bench_unet import unet_ratios, unet_suite
 
 
 def test_operator_suite_writes_rows_with_ratios(tmp_path):
     out = tmp_path / "bench.json"
-    assert bench_main(["--sizes", "16", "--modes", "grid,knn", "--repeats", "1", "--iterations", "2",
+    assert bench_main(["--sizes", "16", "--modes", "grid,knn,adjacency", "--repeats", "1", "--iterations", "2",
                        "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["mode"] for r in rows] == ["grid", "knn"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [r["mode"] for r in rows] == ["grid", "knn", "adjacency"]
     assert all(r["ratio_forward_backward_vs_sdpa"] > 0 and r["iterations"] == 2 for r in rows)
+    assert data["meta"]["ratios"]["adjacency_fwd_bwd_vs_sdpa_16"] == rows[2]["ratio_forward_backward_vs_sdpa"]
+    assert len(data["meta"]["ratios"]) == 6
+    assert rows[2]["qgfd_peak_mb"] > 0  # the sparse product's CSR tensors are counted through their parts
+
+
+def test_molecule_suite_times_both_alphas_and_reports_ratios():
+    from models import GraphTransformerConfig
+    from qgfd_gen.commands.bench_molecules import molecule_ratios, molecule_suite
+
+    rows = molecule_suite(["qm9"], batch=4, num=2, steps=2, repeats=1, progress=lambda text: None,
+                          network=GraphTransformerConfig(node_dim=16, edge_dim=8, layers=1, heads=2))
+    assert [r["alpha"] for r in rows] == [0.0, 0.5]
+    assert all(r["train_step_ms"] > 0 and r["molecules_per_second"] > 0 for r in rows)
+    assert set(molecule_ratios(rows)) == {"molecule_step_qgfd_vs_vanilla_qm9", "molecule_sampling_qgfd_vs_vanilla_qm9"}
 
 
 def test_unet_suite_on_a_tiny_unet():
     rows = unet_suite(batch=2, repeats=1, progress=lambda text: None, unet=UNetConfig(**TINY_UNET))
     assert [r["attention"] for r in rows] == ["vanilla", "qgfd"]
     assert rows[0]["train_step_ratio_vs_vanilla"] == 1.0 and rows[1]["train_step_ms"] > 0
+    ratios = unet_ratios(rows)
+    assert ratios["unet_step_qgfd_vs_vanilla"] == rows[1]["train_step_ratio_vs_vanilla"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -29,32 +29,38 @@ from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTrans
 
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
-from .bench_unet import print_unet_table, unet_suite
-from .timing import median_ms
+from .bench_unet import print_unet_table, unet_ratios, unet_suite
+from .timing import interleaved_median_ms
 
 REFERENCE_MAX_N = 1024
 
 
-def measure(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], repeats: int) -> dict:
-    """Forward and forward+backward time, and memory (peak live bytes, largest tensor) of fwd+bwd."""
+def measure(functions: dict[str, Callable[..., torch.Tensor]], inputs: list[torch.Tensor], repeats: int) -> dict[str, dict]:
+    """Per function: forward and forward+backward time (the functions take turns, see interleaved_median_ms),
+    and memory (peak live bytes, largest tensor) of one forward+backward."""
 
-    def forward():
-        with torch.no_grad():
-            fn(*inputs)
+    def forward(fn):
+        def run():
+            with torch.no_grad():
+                fn(*inputs)
+        return run
 
-    def forward_backward():
-        for t in inputs:
-            t.grad = None
-        fn(*inputs).sum().backward()
+    def forward_backward(fn):
+        def run():
+            for t in inputs:
+                t.grad = None
+            fn(*inputs).sum().backward()
+        return run
 
-    with MemoryTracker() as tracker:
-        forward_backward()
-    return {
-        "forward_ms": median_ms(forward, repeats),
-        "forward_backward_ms": median_ms(forward_backward, repeats),
-        "peak_mb": tracker.peak_bytes / 2**20,
-        "largest_tensor_mb": tracker.largest_bytes / 2**20,
-    }
+    forward_ms = interleaved_median_ms({name: forward(fn) for name, fn in functions.items()}, repeats)
+    forward_backward_ms = interleaved_median_ms({name: forward_backward(fn) for name, fn in functions.items()}, repeats)
+    results = {}
+    for name, fn in functions.items():
+        with MemoryTracker() as tracker:
+            forward_backward(fn)()
+        results[name] = {"forward_ms": forward_ms[name], "forward_backward_ms": forward_backward_ms[name],
+                         "peak_mb": tracker.peak_bytes / 2**20, "largest_tensor_mb": tracker.largest_bytes / 2**20}
+    return results
 
 
 def make_transition(mode: str, n: int, generator: torch.Generator) -> Transition:
@@ -79,13 +85,14 @@ def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, bat
     for n in sizes:
         q, k, v = (torch.randn(batch, heads, n, dim, generator=generator, requires_grad=True) for _ in range(3))
         reps = repeats if n <= 1024 else max(1, repeats // 2)
-        sdpa = measure(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], reps)
         for mode in modes:
             if mode == "dense" and n > 1024:
                 continue  # N x N by definition; nothing to learn at 4096 but a long wait
             progress(f"N={n} mode={mode}")
             transition = make_transition(mode, n, generator)
-            qgfd = measure(lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=alpha, iterations=iterations), [q, k, v], reps)
+            timed = measure({"qgfd": lambda q, k, v: qgfd_attention(q, k, v, transition, alpha=alpha, iterations=iterations),
+                             "sdpa": lambda q, k, v: F.scaled_dot_product_attention(q, k, v)}, [q, k, v], reps)
+            qgfd, sdpa = timed["qgfd"], timed["sdpa"]
             row = {"mode": mode, "N": n, "d": dim, "heads": heads, "batch": batch, "iterations": iterations, "alpha": alpha,
                    "nxn_mb": n * n * 4 / 2**20}
             row.update({f"qgfd_{key}": value for key, value in qgfd.items()})
@@ -93,13 +100,28 @@ def operator_suite(sizes: list[int], modes: list[str], dim: int, heads: int, bat
             row["ratio_forward_vs_sdpa"] = qgfd["forward_ms"] / sdpa["forward_ms"]
             row["ratio_forward_backward_vs_sdpa"] = qgfd["forward_backward_ms"] / sdpa["forward_backward_ms"]
             if n <= REFERENCE_MAX_N:
-                ref = measure(lambda q, k, v: qgfd_reference(q, k, v, transition, alpha=alpha, iterations=iterations), [q, k, v],
-                              max(1, reps // 2))
+                ref = measure({"reference": lambda q, k, v: qgfd_reference(q, k, v, transition, alpha=alpha,
+                                                                            iterations=iterations)},
+                              [q, k, v], max(1, reps // 2))["reference"]
                 row.update({f"reference_{key}": value for key, value in ref.items()})
                 row["speedup_forward_vs_reference"] = ref["forward_ms"] / qgfd["forward_ms"]
                 row["speedup_forward_backward_vs_reference"] = ref["forward_backward_ms"] / qgfd["forward_backward_ms"]
             rows.append(row)
     return rows
+
+
+def operator_ratios(rows: list[dict]) -> dict[str, float]:
+    """QGFD against SDPA per mode and size: `<mode>_fwd_vs_sdpa_<N>` and `<mode>_fwd_bwd_vs_sdpa_<N>`."""
+    ratios = {}
+    for r in rows:
+        ratios[f"{r['mode']}_fwd_vs_sdpa_{r['N']}"] = r["ratio_forward_vs_sdpa"]
+        ratios[f"{r['mode']}_fwd_bwd_vs_sdpa_{r['N']}"] = r["ratio_forward_backward_vs_sdpa"]
+    return ratios
+
+
+def print_ratios(ratios: dict[str, float]) -> None:
+    for name, value in ratios.items():
+        print(f"{name}: {value:.3f}")
 
 
 def print_operator_table(rows: list[dict]) -> None:
@@ -155,9 +177,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows = operator_suite(args.sizes, args.modes, args.dim, args.heads, args.batch or 2, args.iterations, args.alpha,
                               args.repeats, say)
         print_operator_table(rows)
+        meta["ratios"] = operator_ratios(rows)
+        print_ratios(meta["ratios"])
     elif args.suite == "unet":
         rows = unet_suite(batch=args.batch or 4, repeats=min(args.repeats, 3), progress=say)
         print_unet_table(rows)
+        meta["ratios"] = unet_ratios(rows)
+        print_ratios(meta["ratios"])
     elif args.suite == "sampler":
         from models.loading import load_model
 

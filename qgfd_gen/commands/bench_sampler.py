@@ -18,7 +18,7 @@ from diffusers import DDIMPipeline
 from models import ImageDiffusion, UNetConfig
 from qgfd_gen.attention import QGFDConfig
 
-from .timing import median_ms
+from .timing import interleaved_median_ms, median_ms
 
 DIGITS_UNET = UNetConfig(sample_size=16, in_channels=1, block_out_channels=[32, 64, 64],
                          down_block_types=["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
@@ -51,8 +51,10 @@ def sampler_suite(num: int, steps: int, repeats: int, progress: Callable[[str], 
     rows = []
     for sampler in ("ddim", "dpm++"):
         progress(f"sampler {sampler}: {num} samples, {steps} steps")
-        ours = median_ms(lambda: model.sample(num, sampler=sampler, steps=steps, seed=0, batch_size=num), repeats)
-        theirs = median_ms(lambda: diffusers_loop(model, sampler, num, steps, seed=0), repeats)
+        timed = interleaved_median_ms({
+            "ours": lambda: model.sample(num, sampler=sampler, steps=steps, seed=0, batch_size=num),
+            "theirs": lambda: diffusers_loop(model, sampler, num, steps, seed=0)}, repeats)
+        ours, theirs = timed["ours"], timed["theirs"]
         same = (model.sample(num, sampler=sampler, steps=steps, seed=0, batch_size=num).images
                 - diffusers_loop(model, sampler, num, steps, seed=0)).abs().max()
         rows.append({"sampler": sampler, "samples": num, "steps": steps, "workbench_ms": ours, "diffusers_ms": theirs,

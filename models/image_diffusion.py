@@ -7,9 +7,10 @@ and every formula on it belong to `GaussianDiffusion`; this module keeps the los
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,8 @@ class SampleResult:
     evaluations_min: float = float("nan")
     evaluations_max: float = float("nan")
     rejected_steps: float = 0.0  # mean per sample (the adaptive sampler)
+    evaluations: Optional[Tensor] = None  # [num] network calls of each sample
+    rejected: Optional[Tensor] = None  # [num] rejected steps of each sample
 
 
 class ImageDiffusion(DiffusionModule):
@@ -112,25 +115,29 @@ class ImageDiffusion(DiffusionModule):
     @torch.no_grad()
     def sample(self, num: int, sampler: str = "ddim", steps: Optional[int] = 50, eta: float = 0.0, seed: int = 0,
                use_ema: bool = True, batch_size: int = 64, exit_tol: Optional[float] = None,
-               adaptive: Optional[AdaptiveSettings] = None,
-               progress: Optional[Callable[[int], None]] = None) -> SampleResult:
+               adaptive: Optional[AdaptiveSettings] = None, progress: Optional[Callable[[int], None]] = None,
+               batches: Optional[Sequence[int]] = None) -> SampleResult:
         """`num` images in [0, 1]. The same seed gives the same images whatever the batch size (the initial
-        noise is drawn once). sampler 'adaptive' chooses its own steps per sample (`adaptive` holds rtol and
-        atol; `steps` and `exit_tol` do not apply); exit_tol: see `GaussianDiffusion.reverse`."""
+        noise is one stream for all samples). sampler 'adaptive' chooses its own steps per sample (`adaptive`
+        holds rtol and atol; `steps` and `exit_tol` do not apply); exit_tol: see `GaussianDiffusion.reverse`.
+        batches: run only the batches starting at these sample indices (multiples of batch_size), as one
+        process of several does; the images are those a single process gives for the same indices."""
         self._check_sampling(num, sampler, steps, eta, exit_tol)
         was_training, start = self.training, time.perf_counter()
         self.eval()
-        noise = torch.randn((num, *self.image_shape), generator=torch.Generator().manual_seed(seed))
         net, iterations = self.counting_network(use_ema)
 
         def denoise(x: Tensor, timesteps: Tensor) -> Tensor:
             return net(x, timesteps).sample
 
         outputs, evaluations, rejected = [], [], []
-        for lo in range(0, num, batch_size):
+        wanted = None if batches is None else set(batches)
+        for lo, noise in initial_noise(seed, num, batch_size, self.image_shape):
+            if wanted is not None and lo not in wanted:
+                continue
             generator = torch.Generator().manual_seed(seed * 100_003 + lo)
-            result = self.diffusion.reverse(denoise, noise[lo : lo + batch_size].to(self.device), sampler, steps, eta,
-                                            generator, exit_tol, adaptive)
+            result = self.diffusion.reverse(denoise, noise.to(self.device), sampler, steps, eta, generator, exit_tol,
+                                            adaptive)
             outputs.append(result.samples.cpu())
             evaluations.append(result.evaluations)
             rejected.append(result.rejected)
@@ -140,13 +147,13 @@ class ImageDiffusion(DiffusionModule):
         images = torch.cat(outputs)
         bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
         if bad:
-            raise ValueError(f"{bad} of {num} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
+            raise ValueError(f"{bad} of {len(images)} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
                              f"exit_tol={exit_tol}); the model or these settings diverge, nothing is kept")
         images = images.clamp(-1, 1).add(1).div(2)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
-        used = torch.cat(evaluations)
+        used, rejected_steps = torch.cat(evaluations), torch.cat(rejected)
         return SampleResult(images, float(used.mean()), qgfd_iterations, time.perf_counter() - start,
-                            float(used.min()), float(used.max()), float(torch.cat(rejected).mean()))
+                            float(used.min()), float(used.max()), float(rejected_steps.mean()), used, rejected_steps)
 
     def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_tol: Optional[float]) -> None:
         """Every argument checked before any work."""
@@ -171,6 +178,20 @@ class ImageDiffusion(DiffusionModule):
         net = self.sampling_network(use_ema)
         generator = torch.Generator().manual_seed(seed)
         return self.diffusion.nll_bits_per_dim(lambda x, t: net(x, t).sample, images.to(self.device), timesteps, generator)
+
+
+def initial_noise(seed: int, num: int, batch_size: int, shape: tuple[int, ...]) -> Iterator[tuple[int, Tensor]]:
+    """(first index, noise) per batch: one N(0, 1) stream for all `num` samples, drawn a batch at a time (memory
+    of one batch, not of all samples). torch's CPU generator gives the same numbers drawn in parts as at once
+    when each part is a multiple of 16 numbers; other image sizes draw the whole stream at once."""
+    generator = torch.Generator().manual_seed(seed)
+    per_sample = math.prod(shape)
+    if per_sample % 16:
+        noise = torch.randn((num, *shape), generator=generator)
+        yield from ((lo, noise[lo : lo + batch_size]) for lo in range(0, num, batch_size))
+        return
+    for lo in range(0, num, batch_size):
+        yield lo, torch.randn((min(batch_size, num - lo), *shape), generator=generator)
 
 
 def _images_of(batch) -> Tensor:

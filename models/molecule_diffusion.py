@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from rdkit import Chem
@@ -42,6 +42,8 @@ class MoleculeSamples:
     evaluations_min: float = float("nan")
     evaluations_max: float = float("nan")
     rejected_steps: float = 0.0  # the sweep's column; the molecule chain rejects no steps
+    evaluations: Optional[Tensor] = None  # [num] network calls of each sample
+    rejected: Optional[Tensor] = None  # [num] zeros: the chain rejects no steps
 
 
 class MoleculeDiffusion(DiffusionModule):
@@ -148,12 +150,12 @@ class MoleculeDiffusion(DiffusionModule):
     @torch.no_grad()
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 512,
                correct: bool = False, exit_tol: Optional[float] = None,
-               progress: Optional[Callable[[int], None]] = None) -> MoleculeSamples:
+               progress: Optional[Callable[[int], None]] = None, batches: Optional[Sequence[int]] = None) -> MoleculeSamples:
         """`num` molecules: sizes from the training distribution, then the reverse chain in `steps` jumps
         (all timesteps when None). Molecule i depends on (seed, i) only: not on the batch size, and every draw
         stays on the model's device. exit_tol in (0, 1]: per-molecule early exit once the predicted molecule
         has stayed the same valid, connected molecule over that share of the chain's timesteps (see
-        GraphDiffusion.sample)."""
+        GraphDiffusion.sample). batches: run only the batches starting at these indices (one process of several)."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_tol is not None and not 0 < exit_tol <= 1:
@@ -163,7 +165,7 @@ class MoleculeDiffusion(DiffusionModule):
         self.eval()
         denoise, iterations = self.counting_network(use_ema)
         all_atoms, all_bonds, evaluations = [], [], []
-        for lo in range(0, num, batch_size):
+        for lo in range(0, num, batch_size) if batches is None else sorted(batches):
             count = min(batch_size, num - lo)
             index = torch.arange(lo, lo + count, device=self.device)
             atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_tol, self.is_connected_molecule)
@@ -178,7 +180,8 @@ class MoleculeDiffusion(DiffusionModule):
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
         used = torch.cat(evaluations)
         return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), float(used.mean()), qgfd_iterations,
-                               time.perf_counter() - start, float(used.min()), float(used.max()))
+                               time.perf_counter() - start, float(used.min()), float(used.max()), 0.0, used,
+                               torch.zeros_like(used))
 
     def is_connected_molecule(self, atoms: Tensor, bonds: Tensor) -> Tensor:
         """[B] bool: which padded graphs are valid molecules (RDKit sanitizes them) in one piece."""

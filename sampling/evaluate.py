@@ -25,7 +25,7 @@ from qgfd_gen.errors import command
 
 from .evaluate_images import IMAGE_METRICS, evaluate_images
 from .evaluate_molecules import evaluate_molecules
-from .options import device, float_list, int_list, positive_int, unit_interval
+from .options import add_device_options, device, float_list, int_list, positive_int, unit_interval
 
 
 def sampler_list(text: str) -> list[str]:
@@ -58,6 +58,7 @@ def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
                         help="results folder (default eval-<kind>-<checkpoint name>-<content hash>)")
     parser.add_argument("--data-dir", default=None, help="where the checkpoint's data lives, if not where it was")
     parser.add_argument("--device", type=device, default="cpu")
+    add_device_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from qgfd_gen.errors import CheckpointError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
 from .metrics import ImageQuality, InceptionUnavailable
+from .distributed import Shard, launch
 from .results import SweepResults
 from .sweep import run_sweep
 
@@ -70,30 +71,28 @@ def held_out_nll(model, datamodule, args) -> Optional[float]:
 
 def evaluate_images(args) -> int:
     digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
-    out = Path(args.out or f"eval-images-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
-    check_outputs({"--out": out}, {"--ckpt": args.ckpt, "--feature-extractor": args.feature_extractor,
-                                   "--inception-weights": args.inception_weights}, folders=("--out",))
-    model = load_model(args.ckpt, "images", args.device)
-    datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
-    quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
-    if unavailable:
-        print(f"warning: {unavailable}", file=sys.stderr)
-    identity = {"checkpoint_sha256": digest, "eta": args.eta, "seed": args.seed,
-                "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
-                "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
-                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}
-    meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
-    results = SweepResults(out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
-    if quality is not None and quality.fid is not None:
-        load_or_compute_real_statistics(quality, datamodule, args, extractor_id)
-    nll = held_out_nll(model, datamodule, args) if "nll" in args.metrics else None
+    args.out = str(args.out or f"eval-images-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
+    check_outputs({"--out": args.out}, {"--ckpt": args.ckpt, "--feature-extractor": args.feature_extractor,
+                                        "--inception-weights": args.inception_weights}, folders=("--out",))
+    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
+        load_model(args.ckpt, "images", "cpu")
+    return launch(_evaluate_images, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
 
-    def draw(setting, advance):
+
+def _evaluate_images(shard: Shard, args) -> Optional[int]:
+    """One process's part: every process samples its share of each setting; the main process alone loads the
+    metrics and reference data, scores the gathered samples and writes the results."""
+    model = load_model(args.ckpt, "images", shard.device(args.device))
+    results, quality, unavailable, nll = None, None, None, None
+    if shard.is_main:
+        results, quality, unavailable, nll = _prepare_scoring(model, args)
+
+    def draw(setting, advance, batches):
         sampler = setting["sampler"]
         adaptive = AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"]) if sampler == "adaptive" else None
         return model.sample(args.num_samples, sampler=sampler, steps=setting["sampler_steps"],
                             eta=args.eta if sampler == "ddim" else 0.0, seed=args.seed, batch_size=args.batch_size,
-                            exit_tol=setting["exit_tol"], adaptive=adaptive, progress=advance)
+                            exit_tol=setting["exit_tol"], adaptive=adaptive, progress=advance, batches=batches)
 
     def score(result) -> dict[str, Any]:
         scores = {}
@@ -106,7 +105,28 @@ def evaluate_images(args) -> int:
             scores["nll_bpd"] = nll
         return scores
 
-    run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"))
+    run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"), shard)
+    if not shard.is_main:
+        return None
     plot = results.plot(f"{Path(args.ckpt).name}: {', '.join(args.sampler)}, {args.num_samples} samples")
-    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
+    print(f"wrote {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 2 if unavailable else 0
+
+
+def _prepare_scoring(model, args) -> tuple[SweepResults, Optional[ImageQuality], Optional[str], Optional[float]]:
+    """The results folder (refused if it holds another run), FID / IS with their real-image statistics, NLL."""
+    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
+    datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
+    quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
+    if unavailable:
+        print(f"warning: {unavailable}", file=sys.stderr)
+    identity = {"checkpoint_sha256": digest, "eta": args.eta, "seed": args.seed,
+                "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
+                "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
+                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}
+    meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
+    results = SweepResults(args.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
+    if quality is not None and quality.fid is not None:
+        load_or_compute_real_statistics(quality, datamodule, args, extractor_id)
+    nll = held_out_nll(model, datamodule, args) if "nll" in args.metrics else None
+    return results, quality, unavailable, nll

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from rdkit import Chem
 
@@ -17,6 +17,7 @@ from qgfd_gen.io import check_outputs, file_digest, write_json
 
 from .graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
 from .metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
+from .distributed import Shard, launch
 from .results import SweepResults
 from .sweep import run_sweep, summary
 
@@ -60,7 +61,8 @@ def evaluate_smiles_file(args) -> int:
 def reference_sets(train: tuple[str, ...], test: Optional[tuple[str, ...]]) -> tuple[MoleculeMetrics, Optional[ChemNetReference]]:
     """The canonical training set (novelty) and the test set's ChemNet statistics (FCD), built once per
     process for the same sets: a study evaluates many checkpoints of one data set in a row."""
-    return MoleculeMetrics(train), None if test is None else ChemNetReference(test)
+    # scored on the main process alone (the samples are gathered there), so the metric must not wait for the others
+    return MoleculeMetrics(train, sync_on_compute=False), None if test is None else ChemNetReference(test)
 
 
 @functools.lru_cache(maxsize=2)
@@ -84,9 +86,35 @@ def evaluate_molecules(args) -> int:
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
     digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
-    out = Path(args.out or f"eval-molecules-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
-    check_outputs({"--out": out}, {"--ckpt": args.ckpt}, folders=("--out",))
-    model = load_model(args.ckpt, "molecules", args.device)
+    args.out = str(args.out or f"eval-molecules-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
+    check_outputs({"--out": args.out}, {"--ckpt": args.ckpt}, folders=("--out",))
+    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
+        load_model(args.ckpt, "molecules", "cpu")
+    return launch(_evaluate_molecules, args, args.devices, args.num_nodes, args.device, args.num_samples,
+                  args.batch_size)
+
+
+def _evaluate_molecules(shard: Shard, args) -> Optional[int]:
+    """One process's part: every process samples its share; the main process scores and writes."""
+    model = load_model(args.ckpt, "molecules", shard.device(args.device))
+    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or not args.no_fcd]
+    results, score = (_prepare_scoring(model, args, metrics) if shard.is_main else (None, None))
+
+    def draw(setting, advance, batches):
+        return model.sample(args.num_samples, steps=setting["sampler_steps"], seed=args.seed,
+                            batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance, batches=batches)
+
+    run_sweep(model, args, results, ["posterior-jump"], draw, score, metrics, shard)
+    if not shard.is_main:
+        return None
+    plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
+    print(f"wrote {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+    return 0
+
+
+def _prepare_scoring(model, args, metrics: list[str]) -> tuple[SweepResults, Callable]:
+    """The results folder (refused if it holds another run) and the scoring of one setting's molecules."""
+    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
     datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir)
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module: training SMILES for novelty are unknown")
@@ -97,13 +125,7 @@ def evaluate_molecules(args) -> int:
                 "qgfd_max_iterations": args.qgfd_max_iterations}
     meta = {"identity": identity, "checkpoint": str(args.ckpt), "train_molecules": len(train),
             "test_molecules": len(test), "nspdk_reference_molecules": NSPDK_REFERENCE_SIZE}
-    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or not args.no_fcd]
-    results = SweepResults(out, meta, metrics)
-
-    def draw(setting, advance):
-        return model.sample(args.num_samples, steps=setting["sampler_steps"], seed=args.seed,
-                            batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance)
-
+    results = SweepResults(args.out, meta, metrics)
     novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
 
     def score(result) -> dict:
@@ -112,7 +134,4 @@ def evaluate_molecules(args) -> int:
         scores.update(graph_scores(result.mols, raws, test, with_nspdk=not args.no_nspdk))
         return scores
 
-    run_sweep(model, args, results, ["posterior-jump"], draw, score, metrics)
-    plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
-    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}" + (f", {plot}" if plot else ""))
-    return 0
+    return results, score

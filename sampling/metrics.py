@@ -106,7 +106,7 @@ def score_molecules(samples: Sequence[Optional[str]], train_smiles: Iterable[str
                     test_smiles: Optional[Sequence[str] | ChemNetReference] = None, with_fcd: bool = True) -> dict[str, float]:
     """All molecule metrics of one sample list, as plain numbers (FCD over the valid samples).
     Pass a MoleculeMetrics and a ChemNetReference to score many lists against the same sets cheaply."""
-    metric = train_smiles if isinstance(train_smiles, MoleculeMetrics) else MoleculeMetrics(train_smiles)
+    metric = train_smiles if isinstance(train_smiles, MoleculeMetrics) else MoleculeMetrics(train_smiles, sync_on_compute=False)
     metric.reset()
     metric.update(samples)
     result = {k: float(v) if k not in ("num_samples", "num_valid", "num_unique") else int(v) for k, v in metric.compute().items()}
@@ -154,7 +154,8 @@ IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their 
 class ImageQuality(nn.Module):
     """FID and IS over one feature extractor. `feature_extractor=None` uses InceptionV3 (weights from
     `inception_weights`); a custom module maps images in [0, 1] to features (FID) and logits (IS) —
-    it must return logits of shape [B, classes] and expose `features(x)` [B, F]."""
+    it must return logits of shape [B, classes] and expose `features(x)` [B, F]. Computed where the images
+    are (under several processes the main one gathers every share first), so the metrics never sync."""
 
     def __init__(self, feature_extractor: Optional[nn.Module] = None, inception_weights: Optional[str] = None,
                  want_fid: bool = True, want_is: bool = True):
@@ -169,16 +170,17 @@ class ImageQuality(nn.Module):
             weights = str(inception_weights_path(inception_weights))
             if want_fid:
                 self.fid = FrechetInceptionDistance(feature=2048, normalize=True, reset_real_features=False,
-                                                    feature_extractor_weights_path=weights)
+                                                    feature_extractor_weights_path=weights, sync_on_compute=False)
             if want_is:
                 logits = NoTrainInceptionV3("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=weights)
-                self.inception_score = InceptionScore(feature=logits, normalize=True)
+                self.inception_score = InceptionScore(feature=logits, normalize=True, sync_on_compute=False)
         else:
             if want_fid:
                 self.fid = FrechetInceptionDistance(feature=ExtractorFeatures(feature_extractor), normalize=True,
-                                                    reset_real_features=False)
+                                                    reset_real_features=False, sync_on_compute=False)
             if want_is:
-                self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=IS_SPLITS)
+                self.inception_score = InceptionScore(feature=feature_extractor, normalize=True, splits=IS_SPLITS,
+                                                      sync_on_compute=False)
 
     def update_real(self, images: Tensor) -> None:
         if self.fid is not None:
@@ -204,7 +206,9 @@ class ImageQuality(nn.Module):
         if self.fid is not None:
             out["fid"] = float(self.fid.compute())
         if self.inception_score is not None:
-            mean, std = self.inception_score.compute()
+            with torch.random.fork_rng(devices=[]):  # IS shuffles its features (torch.randperm) before the
+                torch.manual_seed(0)  # splits: a fixed shuffle makes it a function of the images alone
+                mean, std = self.inception_score.compute()
             out["is"], out["is_std"] = float(mean), float(std)  # std is NaN (null in JSON) with one split
         return out
 

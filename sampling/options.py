@@ -11,9 +11,18 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
-def progress_bar() -> Progress:
+def progress_bar(shard=None) -> Progress:
+    """A rich progress bar; under several processes only the main one draws it (the others' would interleave),
+    counting its own share."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), transient=False)
+                    TimeRemainingColumn(), transient=False, disable=shard is not None and not shard.is_main)
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=positive_int, default=1,
+                        help="processes per node (DDP): each draws its share of the samples; the result for a seed "
+                             "does not depend on how many")
+    parser.add_argument("--num-nodes", type=positive_int, default=1, help="nodes (DDP, with --devices)")
 
 
 def positive_int(text: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Optional
 
 from models.adaptive_sampler import AdaptiveSettings
@@ -19,7 +20,8 @@ from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
 
 from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
-from .options import device, positive_float, positive_int, progress_bar, unit_interval
+from .distributed import Shard, launch
+from .options import add_device_options, device, positive_float, positive_int, progress_bar, unit_interval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--batch-size", type=positive_int, default=64)
     images.add_argument("--no-ema", action="store_true", help="sample with the raw weights, not the EMA")
     images.add_argument("--device", type=device, default="cpu")
+    add_device_options(images)
     mols = sub.add_parser("molecules", help="an RDKit grid and a SMILES file (empty line = invalid)")
     mols.add_argument("--ckpt", required=True)
     mols.add_argument("--num", type=positive_int, default=100)
@@ -55,20 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     mols.add_argument("--correct", action="store_true", help="valency correction (reported apart, not validity)")
     mols.add_argument("--no-ema", action="store_true")
     mols.add_argument("--device", type=device, default="cpu")
+    add_device_options(mols)
     return parser
 
 
 def sample_images(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir}, {"--ckpt": args.ckpt},
                   folders=("--images-dir",))
-    model = load_model(args.ckpt, "images", args.device)
+    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
+        load_model(args.ckpt, "images", "cpu")
+    launch(_sample_images, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
+
+
+def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
+    model = load_model(args.ckpt, "images", shard.device(args.device))
     adaptive = AdaptiveSettings(rtol=args.rtol, atol=args.atol) if args.sampler == "adaptive" else None
     label = f"adaptive rtol={args.rtol:g} atol={args.atol:g}" if adaptive else f"{args.sampler} {args.steps} steps"
-    with progress_bar() as bar:
-        task = bar.add_task(label, total=args.num)
+    started = time.perf_counter()
+    with progress_bar(shard) as bar:
+        task = bar.add_task(label, total=shard.share(args.num, args.batch_size))
         result = model.sample(args.num, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
                               use_ema=not args.no_ema, batch_size=args.batch_size, adaptive=adaptive,
-                              progress=lambda n: bar.advance(task, n))
+                              progress=lambda n: bar.advance(task, n), batches=shard.batches(args.num, args.batch_size))
+    result = shard.gather(result, started, args.batch_size)
+    if not shard.is_main:
+        return
     write_image_grid(result.images, args.out)
     if args.images_dir:
         write_images(result.images, args.images_dir)
@@ -82,11 +96,22 @@ def sample_images(args: argparse.Namespace) -> None:
 
 def sample_molecules(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
-    model = load_model(args.ckpt, "molecules", args.device)
-    with progress_bar() as bar:
-        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=args.num)
+    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
+        load_model(args.ckpt, "molecules", "cpu")
+    launch(_sample_molecules, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
+
+
+def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
+    model = load_model(args.ckpt, "molecules", shard.device(args.device))
+    started = time.perf_counter()
+    with progress_bar(shard) as bar:
+        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num, args.batch_size))
         result = model.sample(args.num, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
-                              batch_size=args.batch_size, correct=args.correct, progress=lambda n: bar.advance(task, n))
+                              batch_size=args.batch_size, correct=args.correct, progress=lambda n: bar.advance(task, n),
+                              batches=shard.batches(args.num, args.batch_size))
+    result = shard.gather(result, started, args.batch_size)
+    if not shard.is_main:
+        return
     write_smiles(result.smiles, args.smiles)
     write_molecule_grid(result.mols[: args.grid_max], args.out, per_row=args.per_row)
     valid = sum(s is not None for s in result.smiles)

@@ -8,10 +8,11 @@ from .graph_transformer import GraphTransformerConfig
 from .image_diffusion import ImageDiffusion, SampleResult
 from .molecule_diffusion import MoleculeDiffusion, MoleculeSamples
 from .pipeline import export_pipeline, load_pipeline
+from .predict import SampleWriter
 from .quality import SampleQualityCallback
 from .training import OptimizerConfig
 from .unet import UNetConfig
 
 __all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
-           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback", "SampleResult",
+           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback", "SampleResult", "SampleWriter",
            "TrainingDiagnostics", "UNetConfig", "export_pipeline", "load_pipeline"]

@@ -9,9 +9,11 @@ from typing import Any, Callable
 
 import lightning as L
 from torch import nn
+from torch.utils.data import DataLoader
 
 from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
+from qgfd_gen.errors import UsageError
 
 from .training import OptimizerConfig, adamw_with_warmup, exponential_moving_average
 
@@ -38,6 +40,19 @@ class DiffusionModule(L.LightningModule):
         data only (they load with weights_only=True) and YAML hparams read like the configs."""
         for name, value in configs.items():
             self.hparams[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    # ------------------------------------------------------------------ lightning predict
+    def predict_dataloader(self) -> DataLoader:
+        """The first sample index of each batch that `lightning predict` draws (see models.predict)."""
+        request = getattr(self, "predict_request", None)
+        if request is None:
+            raise UsageError("lightning predict draws samples through models.SampleWriter: add it to "
+                             "trainer.callbacks (`lightning predict` adds one when the config has none)")
+        return DataLoader(request.batch_starts(), batch_size=None, shuffle=False)
+
+    def predict_step(self, batch_start: Any, batch_idx: int) -> tuple[int, Any]:
+        request, start = self.predict_request, int(batch_start)
+        return start, self.sample(request.num, batch_size=request.batch_size, batches=[start], **request.options)
 
     @property
     def network(self) -> nn.Module:

@@ -100,6 +100,15 @@ class WorkbenchCLI(LightningCLI):
         else:  # a model class of another project: still only a safe, current-format file
             record_of(read_checkpoint(path), path)
 
+    def before_predict(self) -> None:
+        """Prediction draws samples from noise: no data set is read, and the samples are written by a
+        models.SampleWriter (one with its defaults is added when the config has none)."""
+        from models.predict import SampleWriter
+
+        self.datamodule = None
+        if not any(isinstance(callback, SampleWriter) for callback in self.trainer.callbacks):
+            self.trainer.callbacks.append(SampleWriter())
+
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()

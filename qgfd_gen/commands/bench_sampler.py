@@ -32,8 +32,10 @@ def diffusers_loop(model: ImageDiffusion, sampler: str, num: int, steps: int, se
     in [0, 1], NCHW."""
     unet, scheduler = model.ema.module, model.diffusion.scheduler(sampler, steps)
     if sampler == "ddim":
-        out = DDIMPipeline(unet=unet, scheduler=scheduler)(batch_size=num, generator=torch.Generator().manual_seed(seed),
-                                                             num_inference_steps=steps, output_type="np")
+        pipeline = DDIMPipeline(unet=unet, scheduler=scheduler)
+        pipeline.set_progress_bar_config(disable=True)  # the workbench's side draws none either
+        out = pipeline(batch_size=num, generator=torch.Generator().manual_seed(seed), num_inference_steps=steps,
+                       output_type="np")
         return torch.from_numpy(out.images).permute(0, 3, 1, 2)
     x = torch.randn((num, *model.image_shape), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():

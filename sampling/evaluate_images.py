@@ -12,6 +12,7 @@ import torch
 from datamodules.images import first_images
 from models.adaptive_sampler import AdaptiveSettings
 from models.loading import load_datamodule, load_model
+from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
@@ -70,12 +71,12 @@ def held_out_nll(model, datamodule, args) -> Optional[float]:
 
 
 def evaluate_images(args) -> int:
-    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
+    args.checkpoint_sha256 = digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
     args.out = str(args.out or f"eval-images-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
     check_outputs({"--out": args.out}, {"--ckpt": args.ckpt, "--feature-extractor": args.feature_extractor,
                                         "--inception-weights": args.inception_weights}, folders=("--out",))
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        load_model(args.ckpt, "images", "cpu")
+        check_file(args.ckpt, "images")
     return launch(_evaluate_images, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
 
 
@@ -115,12 +116,11 @@ def _evaluate_images(shard: Shard, args) -> Optional[int]:
 
 def _prepare_scoring(model, args) -> tuple[SweepResults, Optional[ImageQuality], Optional[str], Optional[float]]:
     """The results folder (refused if it holds another run), FID / IS with their real-image statistics, NLL."""
-    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
     datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
     quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    identity = {"checkpoint_sha256": digest, "eta": args.eta, "seed": args.seed,
+    identity = {"checkpoint_sha256": args.checkpoint_sha256, "eta": args.eta, "seed": args.seed,
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
                 "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
                 "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}

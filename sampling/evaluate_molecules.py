@@ -12,6 +12,7 @@ from rdkit import Chem
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
 from models.loading import load_datamodule, load_model
+from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, file_digest, write_json
 
@@ -85,11 +86,11 @@ def evaluate_molecules(args) -> int:
         return evaluate_smiles_file(args)
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
-    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
+    args.checkpoint_sha256 = digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
     args.out = str(args.out or f"eval-molecules-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
     check_outputs({"--out": args.out}, {"--ckpt": args.ckpt}, folders=("--out",))
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        load_model(args.ckpt, "molecules", "cpu")
+        check_file(args.ckpt, "molecules")
     return launch(_evaluate_molecules, args, args.devices, args.num_nodes, args.device, args.num_samples,
                   args.batch_size)
 
@@ -114,12 +115,11 @@ def _evaluate_molecules(shard: Shard, args) -> Optional[int]:
 
 def _prepare_scoring(model, args, metrics: list[str]) -> tuple[SweepResults, Callable]:
     """The results folder (refused if it holds another run) and the scoring of one setting's molecules."""
-    digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
     datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir)
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module: training SMILES for novelty are unknown")
     train, test = datamodule.smiles("train"), datamodule.smiles("test")
-    identity = {"checkpoint_sha256": digest, "sampler": "posterior-jump", "seed": args.seed,
+    identity = {"checkpoint_sha256": args.checkpoint_sha256, "sampler": "posterior-jump", "seed": args.seed,
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "fcd": not args.no_fcd,
                 "nspdk": not args.no_nspdk,
                 "qgfd_max_iterations": args.qgfd_max_iterations}

@@ -16,6 +16,7 @@ from typing import Optional
 from models.adaptive_sampler import AdaptiveSettings
 from models.loading import load_model
 from models.gaussian_diffusion import SAMPLERS
+from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
 
@@ -66,7 +67,7 @@ def sample_images(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir}, {"--ckpt": args.ckpt},
                   folders=("--images-dir",))
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        load_model(args.ckpt, "images", "cpu")
+        check_file(args.ckpt, "images")
     launch(_sample_images, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
 
 
@@ -97,7 +98,7 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
 def sample_molecules(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        load_model(args.ckpt, "molecules", "cpu")
+        check_file(args.ckpt, "molecules")
     launch(_sample_molecules, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
 
 

@@ -106,3 +106,9 @@ def test_image_noise_drawn_a_batch_at_a_time_is_the_one_stream(shape):
     parts = list(initial_noise(7, 10, 4, shape))
     assert [lo for lo, _ in parts] == [0, 4, 8]
     assert torch.equal(torch.cat([noise for _, noise in parts]), whole)
+
+
+def test_a_wrong_checkpoint_is_refused_before_any_process_starts(molecule_checkpoint, tmp_path, capsys):
+    assert sample_main(["images", "--ckpt", str(molecule_checkpoint), "--devices", "2",
+                        "--out", str(tmp_path / "grid.png")]) == 2
+    assert "molecule" in capsys.readouterr().err and not (tmp_path / "grid.png").exists()

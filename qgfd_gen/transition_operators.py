@@ -155,7 +155,7 @@ class SparseOperator(TransitionOperator):
         self.batch, self.row, self.col, self.weight = batch, row, col, weight
         self.batch_size, self.num_nodes = batch_size, num_nodes
         self._heads_dim: Optional[tuple[int, int]] = None
-        self._csr = _CSRCache(lambda: (batch * num_nodes + row, batch * num_nodes + col, weight, batch_size * num_nodes))
+        self._csr = _CSRCache(weight, lambda: (batch * num_nodes + row, batch * num_nodes + col, batch_size * num_nodes))
 
     def to_native(self, h: Tensor) -> Tensor:
         b, heads, n, d = h.shape
@@ -182,21 +182,23 @@ class SparseOperator(TransitionOperator):
 
 
 class _CSRCache:
-    """P (and P^T, for the backward pass) as CSR tensors in H's dtype, built on first use from (global rows,
-    global columns, weights, size), or None where the sparse product does not apply: weights that need a
-    gradient (the product here gives none for them), devices other than CPU / CUDA, dtypes other than
-    float32 / float64."""
+    """P (and P^T, for the backward pass) as CSR tensors in H's dtype, built on first use from the weights and
+    `positions()` = (global rows, global columns, size), or None where the sparse product does not apply:
+    weights that need a gradient (the product here gives none for them), devices other than CPU / CUDA,
+    dtypes other than float32 / float64. The positions are computed only when a matrix is built, not on
+    every product."""
 
-    def __init__(self, entries):
-        self._entries, self._built = entries, {}
+    def __init__(self, weight: Tensor, positions):
+        self._weight, self._positions, self._built = weight, positions, {}
 
     def get(self, h: Tensor, transpose: bool = False) -> Optional[Tensor]:
         if h.dtype not in (torch.float32, torch.float64) or h.device.type not in ("cpu", "cuda"):
             return None
-        rows, cols, weight, size = self._entries()
+        weight = self._weight
         if weight.requires_grad and torch.is_grad_enabled():
             return None
         if (h.dtype, transpose) not in self._built:
+            rows, cols, size = self._positions()
             if transpose:
                 rows, cols = cols, rows
             with warnings.catch_warnings():  # "CSR support is in beta": the product used here is tested
@@ -247,8 +249,8 @@ class KNNOperator(TransitionOperator):
         offsets = torch.arange(b * heads, device=index.device).view(b, heads, 1, 1) * n
         self._rows = (index + offsets).reshape(-1, k).t().contiguous()  # [k, B*heads*N]
         self._weights = weight.reshape(-1, k).t().unsqueeze(-1)  # [k, B*heads*N, 1]
-        source_rows = torch.arange(b * heads * n, device=index.device).repeat_interleave(k)
-        self._csr = _CSRCache(lambda: (source_rows, (index + offsets).reshape(-1), weight.reshape(-1), b * heads * n))
+        self._csr = _CSRCache(weight.reshape(-1), lambda: (
+            torch.arange(b * heads * n, device=index.device).repeat_interleave(k), (index + offsets).reshape(-1), b * heads * n))
 
     def to_native(self, h: Tensor) -> Tensor:
         return h.reshape(h.shape[0], -1, h.shape[-1])

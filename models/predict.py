@@ -53,7 +53,7 @@ class SampleWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any,
                            batch_indices: Any) -> None:
-        batches = [item for group in _flat(predictions) for item in [group]]
+        batches = _flat(predictions)  # (first index, result) per batch
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shares = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(shares, batches)

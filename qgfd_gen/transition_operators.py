@@ -188,8 +188,10 @@ class _CSRCache:
     dtypes other than float32 / float64. The positions are computed only when a matrix is built, not on
     every product."""
 
-    def __init__(self, weight: Tensor, positions):
-        self._weight, self._positions, self._built = weight, positions, {}
+    def __init__(self, weight: Tensor, positions, per_row: Optional[int] = None):
+        """per_row: every row holds exactly this many entries, in row order (knn): P is then put together as
+        CSR directly, columns sorted within each row, without the COO detour's global sort."""
+        self._weight, self._positions, self._per_row, self._built = weight, positions, per_row, {}
 
     def get(self, h: Tensor, transpose: bool = False) -> Optional[Tensor]:
         if h.dtype not in (torch.float32, torch.float64) or h.device.type not in ("cpu", "cuda"):
@@ -199,13 +201,21 @@ class _CSRCache:
             return None
         if (h.dtype, transpose) not in self._built:
             rows, cols, size = self._positions()
+            values = weight.detach().to(h.dtype)
             if transpose:
                 rows, cols = cols, rows
             with warnings.catch_warnings():  # "CSR support is in beta": the product used here is tested
                 warnings.simplefilter("ignore", UserWarning)
-                coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), weight.detach().to(h.dtype), (size, size),
-                                              check_invariants=False)
-                self._built[h.dtype, transpose] = coo.coalesce().to_sparse_csr()
+                if self._per_row and not transpose:
+                    cols, order = cols.view(size, self._per_row).sort(dim=1)
+                    crow = torch.arange(0, size * self._per_row + 1, self._per_row, device=cols.device)
+                    values = values.view(size, self._per_row).gather(1, order)
+                    built = torch.sparse_csr_tensor(crow, cols.reshape(-1), values.reshape(-1), (size, size),
+                                                    check_invariants=False)
+                else:
+                    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size), check_invariants=False)
+                    built = coo.coalesce().to_sparse_csr()
+                self._built[h.dtype, transpose] = built
         return self._built[h.dtype, transpose]
 
     def transposed(self, h: Tensor) -> "_LazyTranspose":
@@ -250,7 +260,8 @@ class KNNOperator(TransitionOperator):
         self._rows = (index + offsets).reshape(-1, k).t().contiguous()  # [k, B*heads*N]
         self._weights = weight.reshape(-1, k).t().unsqueeze(-1)  # [k, B*heads*N, 1]
         self._csr = _CSRCache(weight.reshape(-1), lambda: (
-            torch.arange(b * heads * n, device=index.device).repeat_interleave(k), (index + offsets).reshape(-1), b * heads * n))
+            torch.arange(b * heads * n, device=index.device).repeat_interleave(k), (index + offsets).reshape(-1), b * heads * n),
+            per_row=k)
 
     def to_native(self, h: Tensor) -> Tensor:
         return h.reshape(h.shape[0], -1, h.shape[-1])

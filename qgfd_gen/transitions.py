@@ -147,12 +147,12 @@ class KNNTransition(Transition):
         indices, weights = [], []
         with torch.set_grad_enabled(self.grad and torch.is_grad_enabled()):
             for start in range(0, n, chunk):
-                sim = torch.matmul(keys[:, :, start : start + chunk], keys.transpose(-1, -2)) * scale
+                sim = torch.matmul(keys[:, :, start : start + chunk], keys.transpose(-1, -2))
                 if key_padding_mask is not None:
                     sim = sim.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-                values, index = sim.topk(kk, dim=-1)
+                values, index = sim.topk(kk, dim=-1)  # the scale is positive: applied to the kept k alone
                 indices.append(index)
-                weights.append(torch.softmax(values, dim=-1))
+                weights.append(torch.softmax(values * scale, dim=-1))
         index, weight = torch.cat(indices, dim=2), torch.cat(weights, dim=2)
         if key_padding_mask is not None:
             # rows with fewer real keys than k picked -inf entries: softmax gave them zero weight already

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 
 from datamodules.images import first_images
-from models.adaptive_sampler import AdaptiveSettings
+from models.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
 from models.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError
@@ -109,7 +109,8 @@ def _evaluate_images(shard: Shard, args) -> Optional[int]:
     run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"), shard)
     if not shard.is_main:
         return None
-    plot = results.plot(f"{Path(args.ckpt).name}: {', '.join(args.sampler)}, {args.num_samples} samples")
+    samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
+    plot = results.plot(f"{Path(args.ckpt).name}: {samplers}, {args.num_samples} samples, seed {args.seed}")
     print(f"wrote {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 2 if unavailable else 0
 
@@ -123,7 +124,8 @@ def _prepare_scoring(model, args) -> tuple[SweepResults, Optional[ImageQuality],
     identity = {"checkpoint_sha256": args.checkpoint_sha256, "eta": args.eta, "seed": args.seed,
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
                 "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
-                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations}
+                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations,
+                "adaptive_method": ADAPTIVE_METHOD}
     meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
     results = SweepResults(args.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
     if quality is not None and quality.fid is not None:

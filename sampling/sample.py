@@ -2,7 +2,7 @@
 
     qgfd-sample images --ckpt CKPT --num 64 --sampler ddim --steps 50 [--eta 0] --seed 0 --out grid.png
                        [--images-dir DIR] [--npz samples.npz]
-    qgfd-sample images --ckpt CKPT --sampler adaptive [--rtol 0.05 --atol 0.0078] ...   (steps chosen per image)
+    qgfd-sample images --ckpt CKPT --sampler adaptive [--rtol 0.1 --atol 0.0078] ...   (steps chosen per image)
     qgfd-sample molecules --ckpt CKPT --num 100 [--steps 500] --seed 0 --out grid.png --smiles out.smi
 """
 

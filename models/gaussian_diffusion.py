@@ -103,6 +103,10 @@ class GaussianDiffusion(nn.Module):
 
     def predicted_clean(self, x_t: Tensor, output: Tensor, timesteps: Tensor, clip: bool = True) -> Tensor:
         signal, sigma = self._signal_and_sigma(timesteps, x_t)
+        return self._clean_from_output(x_t, output, signal, sigma, clip)
+
+    def _clean_from_output(self, x_t: Tensor, output: Tensor, signal: Tensor, sigma: Tensor, clip: bool = True) -> Tensor:
+        """The clean image from the network's output (epsilon or v) at noise (signal, sigma), broadcastable."""
         if self.schedule.prediction_type == "epsilon":
             x0 = (x_t - sigma * output) / signal
         else:
@@ -173,13 +177,10 @@ class GaussianDiffusion(nn.Module):
 
     def _clean_predictor(self, denoise: Denoiser):
         """(x, alpha, sigma, continuous timestep) -> the clipped clean image, for the adaptive sampler."""
-        epsilon = self.schedule.prediction_type == "epsilon"
 
         def clean(x: Tensor, alpha: Tensor, sigma: Tensor, timesteps: Tensor) -> Tensor:
-            output = denoise(x, timesteps)
-            alpha, sigma = alpha.view(-1, *([1] * (x.dim() - 1))), sigma.view(-1, *([1] * (x.dim() - 1)))
-            x0 = (x - sigma * output) / alpha if epsilon else alpha * x - sigma * output
-            return x0.clamp(-1, 1)
+            shape = (-1,) + (1,) * (x.dim() - 1)
+            return self._clean_from_output(x, denoise(x, timesteps), alpha.view(shape), sigma.view(shape))
 
         return clean
 

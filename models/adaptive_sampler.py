@@ -17,9 +17,9 @@ the digits model that pair needed 26.6 evaluations per image for the FID this on
 
 The first step (no D_p yet) is a DDIM step of `first_step`. The last step, as DPM-Solver++'s, is first
 order to zero noise, the sample returning its clean prediction D_s with no further call: it is taken once
-the step the controller allows reaches the cleanest timestep and D_s moved by less than the tolerance
-over the last step (the same scaled RMS, of D_s - D_p, scaled by the larger of the two); otherwise the sample steps to the cleanest
-timestep and returns the clean prediction there. Every sample has its own lambda and h, so one hard sample
+the step the controller allows reaches the end and D_s moved by less than the tolerance over the last step
+(the same scaled RMS, of D_s - D_p, scaled by the larger of the two); otherwise the sample steps to the end
+and returns the clean prediction there. The end is the cleanest timestep, or `end_log_snr` if given. Every sample has its own lambda and h, so one hard sample
 does not slow its neighbours, and a finished sample leaves the batch.
 """
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -53,8 +53,16 @@ class AdaptiveSettings:
     min_factor: float = 0.2
     max_factor: float = 2.0  # a multistep formula loses accuracy when the step ratio jumps
     max_evaluations: int = 1000  # per sample: a DDPM chain's length; beyond it the tolerance is unreasonable
+    # Stop integrating at this log-SNR and return the clean prediction there (None: at the cleanest timestep,
+    # or earlier once the prediction settled). DPM-Solver++ at 10 steps ends at 1.07 (sigma 0.32). On the
+    # digits model (README) 2.0 gave FID 0.64 at 8.6 evaluations (DPM-Solver++: 0.61 at 10, 0.92 at 8), 1.0 gave 1.09.
+    end_log_snr: Optional[float] = None
 
     def __post_init__(self) -> None:
+        if self.end_log_snr is not None and not (isinstance(self.end_log_snr, (int, float))
+                                                 and not isinstance(self.end_log_snr, bool) and math.isfinite(self.end_log_snr)):
+            raise ValueError(f"end_log_snr={self.end_log_snr!r}; need a finite log-SNR (1.0: DPM-Solver++'s end at "
+                             f"10 steps) or None (the cleanest timestep)")
         for name in ("rtol", "atol", "first_step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
@@ -154,13 +162,17 @@ class AdaptiveSampler:
         clean_p, has_previous = torch.zeros_like(noise), torch.zeros(count, dtype=torch.bool, device=device)
         evaluations, rejected = torch.zeros(count, dtype=torch.long), torch.zeros(count, dtype=torch.long)
         alive = torch.arange(count, device=device)
+        end = sched.lambda_max if s.end_log_snr is None else min(s.end_log_snr, sched.lambda_max)
+        if end <= sched.lambda_min:
+            raise ValueError(f"end_log_snr={s.end_log_snr}; this schedule's log-SNR runs from {sched.lambda_min:.2f} "
+                             f"to {sched.lambda_max:.2f}: the end must lie above the start")
         while len(alive):
             if int(evaluations[alive.cpu()].max()) >= s.max_evaluations:
                 raise ValueError(f"a sample needed more than {s.max_evaluations} network evaluations at rtol={s.rtol}, "
                                  f"atol={s.atol}: loosen the tolerances (defaults 0.1 and 0.0078)")
             clean_s = self._predict(clean, x, lam)
             evaluations[alive.cpu()] += 1
-            remaining = sched.lambda_max - lam
+            remaining = end - lam
             done = has_previous & ((step >= remaining - 1e-9) & (self.error(clean_s, clean_p, clean_s) <= 1) |
                                    (remaining <= 1e-9))  # first order to zero noise: x_0 = D_s
             out[alive[done]] = clean_s[done]

@@ -90,7 +90,8 @@ def _evaluate_images(shard: Shard, args) -> Optional[int]:
 
     def draw(setting, advance, batches):
         sampler = setting["sampler"]
-        adaptive = AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"]) if sampler == "adaptive" else None
+        adaptive = (AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"], end_log_snr=setting["end_log_snr"])
+                    if sampler == "adaptive" else None)
         return model.sample(args.num_samples, sampler=sampler, steps=setting["sampler_steps"],
                             eta=args.eta if sampler == "ddim" else 0.0, seed=args.seed, batch_size=args.batch_size,
                             exit_tol=setting["exit_tol"], adaptive=adaptive, progress=advance, batches=batches)

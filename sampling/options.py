@@ -45,6 +45,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: need a finite number")
+    return value
+
+
 def _number_list(text: str, kind: type, example: str) -> list:
     try:
         values = [kind(x) for x in text.split(",") if x.strip()]

@@ -88,12 +88,15 @@ def _plot_metric(ax, rows: list[dict[str, Any]], metric: str) -> None:
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     adaptive = [r for r in rows if r.get("sampler") == "adaptive"]
-    if adaptive:
-        ax.plot([r["network_evaluations"] for r in adaptive], [r[metric] for r in adaptive], linestyle="none",
-                marker="*", markersize=11, color="black", label="adaptive (rtol)")
-        for r in adaptive:
-            ax.annotate(f"{r['rtol']:g}", (r["network_evaluations"], r[metric]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
+    for ended, color in ((False, "black"), (True, "tab:red")):
+        group = [r for r in adaptive if (r.get("end_log_snr") is not None) == ended]
+        if not group:
+            continue
+        ax.plot([r["network_evaluations"] for r in group], [r[metric] for r in group], linestyle="none",
+                marker="*", markersize=11, color=color, label="adaptive (rtol" + (", end log-SNR)" if ended else ")"))
+        for r in group:
+            text = f"{r['rtol']:g}" + (f", {r['end_log_snr']:g}" if ended else "")
+            ax.annotate(text, (r["network_evaluations"], r[metric]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
     ticks = sorted({r["network_evaluations"] for r in rows if r.get("setting") == "fixed"})

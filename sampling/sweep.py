@@ -14,10 +14,15 @@ from .options import progress_bar
 from .results import SweepResults
 
 
+def adaptive_label(rtol: float, atol: float, end_log_snr: Optional[float] = None) -> str:
+    return f"adaptive rtol={rtol:g} atol={atol:g}" + (f" end={end_log_snr:g}" if end_log_snr is not None else "")
+
+
 def sweep_settings(samplers: list[str], steps: list[int], qgfd_tol: list[float], exit_tol: list[float],
-                   rtol: Iterable[float] = (), atol: Iterable[float] = ()) -> list[dict[str, Any]]:
+                   rtol: Iterable[float] = (), atol: Iterable[float] = (),
+                   end_log_snr: Optional[float] = None) -> list[dict[str, Any]]:
     """For each fixed-step sampler: its fixed steps, then each early-stopping kind at each step count; then
-    the adaptive sampler at each (rtol, atol)."""
+    the adaptive sampler at each (rtol, atol), ending at end_log_snr (None: the cleanest timestep)."""
     settings = []
     for sampler in (s for s in samplers if s != "adaptive"):
         base = {"sampler": sampler, "qgfd_tol": None, "exit_tol": None, "rtol": None, "atol": None}
@@ -25,8 +30,9 @@ def sweep_settings(samplers: list[str], steps: list[int], qgfd_tol: list[float],
         settings += [{**base, "setting": f"qgfd-tol={e:g}", "sampler_steps": s, "qgfd_tol": e} for e in qgfd_tol for s in steps]
         settings += [{**base, "setting": f"exit-tol={t:g}", "sampler_steps": s, "exit_tol": t} for t in exit_tol for s in steps]
     if "adaptive" in samplers:
-        settings += [{"sampler": "adaptive", "setting": f"adaptive rtol={r:g} atol={a:g}", "sampler_steps": None,
-                      "qgfd_tol": None, "exit_tol": None, "rtol": r, "atol": a} for r in rtol for a in atol]
+        settings += [{"sampler": "adaptive", "setting": adaptive_label(r, a, end_log_snr), "sampler_steps": None,
+                      "qgfd_tol": None, "exit_tol": None, "rtol": r, "atol": a, "end_log_snr": end_log_snr}
+                     for r in rtol for a in atol]
     return settings
 
 
@@ -51,7 +57,8 @@ def run_sweep(model, args, results: Optional[SweepResults], samplers: list[str],
     draw(setting, advance, batches) samples this process's batches; under several processes the main one
     (which alone holds `results`) says which settings are left, gathers each setting's samples and scores them."""
     adaptive = (getattr(args, "rtol", None) or [], getattr(args, "atol", None) or [])
-    settings = sweep_settings(samplers, args.steps, args.qgfd_tol, args.exit_tol, *adaptive)
+    settings = sweep_settings(samplers, args.steps, args.qgfd_tol, args.exit_tol, *adaptive,
+                              end_log_snr=getattr(args, "end_log_snr", None))
     keys = [{**setting, "num_samples": args.num_samples, "seed": args.seed} for setting in settings]
     pending = shard.broadcast([i for i, key in enumerate(keys) if not results.has(key)] if shard.is_main else None)
     for i in pending:

@@ -169,3 +169,36 @@ def test_the_last_step_returns_the_clean_prediction(gaussian):
         assert torch.equal(result.samples, seen[-1][1])
         last_timestep[rtol] = seen[-1][0]
     assert last_timestep[1.0] > 10 and last_timestep[0.1] < 1e-9
+
+
+def test_an_end_log_snr_returns_the_clean_prediction_there(gaussian):
+    """end_log_snr stops the integration at that log-SNR (the last evaluation is there, at the timestep of
+    that log-SNR) and returns the clean prediction; bad ends are refused by name."""
+    diffusion, denoise, noise = gaussian
+    clean, seen = diffusion._clean_predictor(denoise), []
+
+    def recording(x, alpha, sigma, t):
+        seen.append((t.clone(), clean(x, alpha, sigma, t)))
+        return seen[-1][1]
+
+    schedule = diffusion.log_snr()
+    result = AdaptiveSampler(schedule, AdaptiveSettings(rtol=1e-3, atol=1e-4, end_log_snr=2.0)).sample(recording, noise[:1])
+    end_timestep = schedule.timestep(torch.tensor([2.0], dtype=torch.float64))
+    assert torch.allclose(seen[-1][0].double(), end_timestep, atol=1e-3) and torch.equal(result.samples, seen[-1][1])
+    assert all(float(t[0]) >= float(end_timestep[0]) - 1e-3 for t, _ in seen)  # nothing beyond the end
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="end_log_snr="):
+            AdaptiveSettings(end_log_snr=bad)
+    with pytest.raises(ValueError, match="end_log_snr=-9.0; this schedule's log-SNR runs from -5.06"):
+        adaptive(*gaussian, end_log_snr=-9.0)
+
+
+def test_the_commands_refuse_a_bad_end_log_snr(capsys):
+    from sampling.evaluate import main as eval_main
+    from sampling.sample import main as sample_main
+
+    for main, kind in ((sample_main, "images"), (eval_main, "images")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([kind, "--ckpt", "x.ckpt", "--sampler", "adaptive", "--end-log-snr", "nan"])
+        assert exit_info.value.code == 2
+        assert "argument --end-log-snr: 'nan': need a finite number" in capsys.readouterr().err

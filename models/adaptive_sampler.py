@@ -151,6 +151,15 @@ class AdaptiveSampler:
         raise ValueError(f"the step size did not settle at rtol={s.rtol}, atol={s.atol}: the model's predictions "
                          f"are not finite")
 
+    def end(self) -> float:
+        """The log-SNR where sampling ends (checked against the schedule, so a bad end fails before any work)."""
+        s, sched = self.settings, self.schedule
+        end = sched.lambda_max if s.end_log_snr is None else min(s.end_log_snr, sched.lambda_max)
+        if end <= sched.lambda_min:
+            raise ValueError(f"end_log_snr={s.end_log_snr}; this schedule's log-SNR runs from {sched.lambda_min:.2f} "
+                             f"to {sched.lambda_max:.2f}: the end must lie above the start")
+        return end
+
     @torch.no_grad()
     def sample(self, clean: CleanPredictor, noise: Tensor) -> AdaptiveResult:
         s, sched = self.settings, self.schedule
@@ -162,10 +171,7 @@ class AdaptiveSampler:
         clean_p, has_previous = torch.zeros_like(noise), torch.zeros(count, dtype=torch.bool, device=device)
         evaluations, rejected = torch.zeros(count, dtype=torch.long), torch.zeros(count, dtype=torch.long)
         alive = torch.arange(count, device=device)
-        end = sched.lambda_max if s.end_log_snr is None else min(s.end_log_snr, sched.lambda_max)
-        if end <= sched.lambda_min:
-            raise ValueError(f"end_log_snr={s.end_log_snr}; this schedule's log-SNR runs from {sched.lambda_min:.2f} "
-                             f"to {sched.lambda_max:.2f}: the end must lie above the start")
+        end = self.end()
         while len(alive):
             if int(evaluations[alive.cpu()].max()) >= s.max_evaluations:
                 raise ValueError(f"a sample needed more than {s.max_evaluations} network evaluations at rtol={s.rtol}, "

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
-from .adaptive_sampler import AdaptiveSettings
+from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings
 from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 from .training import OptimizerConfig
 from .unet import UNetConfig, build_unet
@@ -122,7 +122,7 @@ class ImageDiffusion(DiffusionModule):
         holds rtol and atol; `steps` and `exit_tol` do not apply); exit_tol: see `GaussianDiffusion.reverse`.
         batches: run only the batches starting at these sample indices (multiples of batch_size), as one
         process of several does; the images are those a single process gives for the same indices."""
-        self._check_sampling(num, sampler, steps, eta, exit_tol)
+        self._check_sampling(num, sampler, steps, eta, exit_tol, adaptive)
         was_training, start = self.training, time.perf_counter()
         self.eval()
         net, iterations = self.counting_network(use_ema)
@@ -155,7 +155,8 @@ class ImageDiffusion(DiffusionModule):
         return SampleResult(images, float(used.mean()), qgfd_iterations, time.perf_counter() - start,
                             float(used.min()), float(used.max()), float(rejected_steps.mean()), used, rejected_steps)
 
-    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_tol: Optional[float]) -> None:
+    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_tol: Optional[float],
+                        adaptive: Optional[AdaptiveSettings] = None) -> None:
         """Every argument checked before any work."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
@@ -167,6 +168,7 @@ class ImageDiffusion(DiffusionModule):
             if exit_tol is not None:
                 raise ValueError(f"exit_tol={exit_tol!r}: the adaptive sampler sets its own steps; early exit is "
                                  f"for the fixed-step samplers")
+            AdaptiveSampler(self.diffusion.log_snr(), adaptive or AdaptiveSettings()).end()
         else:
             self.diffusion.scheduler(sampler, steps)
 

@@ -19,8 +19,9 @@ The first step (no D_p yet) is a DDIM step of `first_step`. The last step, as DP
 order to zero noise, the sample returning its clean prediction D_s with no further call: it is taken once
 the step the controller allows reaches the end and D_s moved by less than the tolerance over the last step
 (the same scaled RMS, of D_s - D_p, scaled by the larger of the two); otherwise the sample steps to the end
-and returns the clean prediction there. The end is the cleanest timestep, or `end_log_snr` if given. Every sample has its own lambda and h, so one hard sample
-does not slow its neighbours, and a finished sample leaves the batch.
+and returns the clean prediction there. The end is the cleanest timestep, or `end_log_snr` if given.
+Every sample has its own lambda and h, so one hard sample does not slow its neighbours, and a finished
+sample leaves the batch.
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ class AdaptiveSampler:
 
     def _controlled_step(self, x: Tensor, clean_s: Tensor, clean_p: Tensor, lam: Tensor, h: Tensor, h_p: Tensor,
                          controlled: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(x_t by 2M, the accepted h, its error, rejections) per sample; only `controlled` samples (those with a
-        previous prediction, not finishing) are checked. A rejection shrinks h and costs no network call."""
+        """(x_t by 2M, the accepted h, its error, rejections) per sample; only `controlled` samples (those not
+        finishing) are checked. A rejection shrinks h and costs no network call."""
         s = self.settings
         rejections = torch.zeros_like(h, dtype=torch.long)
         for _ in range(100):  # E ~ h^2, so a few retries suffice; the bound only guards against a NaN
@@ -167,11 +168,12 @@ class AdaptiveSampler:
         x, out = noise.clone(), torch.empty_like(noise)
         exact = torch.float32 if device.type == "mps" else torch.float64  # log-SNR bookkeeping (MPS has no float64)
         lam = torch.full((count,), sched.lambda_min, dtype=exact, device=device)
-        step, step_p = torch.full_like(lam, s.first_step), torch.ones_like(lam)
-        clean_p, has_previous = torch.zeros_like(noise), torch.zeros(count, dtype=torch.bool, device=device)
+        step = torch.full_like(lam, s.first_step)
+        step_p, clean_p = step, noise  # the previous step and prediction; none before the first step
         evaluations, rejected = torch.zeros(count, dtype=torch.long), torch.zeros(count, dtype=torch.long)
         alive = torch.arange(count, device=device)
         end = self.end()
+        first = True  # every sample starts together, so only the first step lacks a previous prediction
         while len(alive):
             if int(evaluations[alive.cpu()].max()) >= s.max_evaluations:
                 raise ValueError(f"a sample needed more than {s.max_evaluations} network evaluations at rtol={s.rtol}, "
@@ -179,21 +181,21 @@ class AdaptiveSampler:
             clean_s = self._predict(clean, x, lam)
             evaluations[alive.cpu()] += 1
             remaining = end - lam
-            done = has_previous & ((step >= remaining - 1e-9) & (self.error(clean_s, clean_p, clean_s) <= 1) |
-                                   (remaining <= 1e-9))  # first order to zero noise: x_0 = D_s
-            out[alive[done]] = clean_s[done]
             h = step.minimum(remaining)
-            x_high, h, err, rejections = self._controlled_step(x, clean_s, clean_p, lam, h, step_p, has_previous & ~done)
-            rejected[alive.cpu()] += rejections.cpu()
-            x = torch.where(_expand(has_previous, x), x_high, self.first_order(x, clean_s, lam, lam + h))
-            factor = (s.safety * err.clamp_min(1e-12).pow(-0.5)).clamp(s.min_factor, s.max_factor)
-            lam, step_p = lam + h, h
-            step = torch.where(has_previous, h * factor, h)
-            clean_p, has_previous = clean_s, torch.ones_like(has_previous)
+            if first:  # a DDIM step of first_step
+                done = torch.zeros(len(alive), dtype=torch.bool, device=device)
+                x, next_step = self.first_order(x, clean_s, lam, lam + h), h
+            else:
+                done = ((step >= remaining - 1e-9) & (self.error(clean_s, clean_p, clean_s) <= 1) |
+                        (remaining <= 1e-9))  # first order to zero noise: x_0 = D_s
+                out[alive[done]] = clean_s[done]
+                x, h, err, rejections = self._controlled_step(x, clean_s, clean_p, lam, h, step_p, ~done)
+                rejected[alive.cpu()] += rejections.cpu()
+                next_step = h * (s.safety * err.clamp_min(1e-12).pow(-0.5)).clamp(s.min_factor, s.max_factor)
+            lam, step, step_p, clean_p, first = lam + h, next_step, h, clean_s, False
             if bool(done.any()):
                 keep = ~done
                 alive, x, lam, step, step_p, clean_p = alive[keep], x[keep], lam[keep], step[keep], step_p[keep], clean_p[keep]
-                has_previous = has_previous[keep]
         return AdaptiveResult(out, evaluations, rejected)
 
 

@@ -140,7 +140,7 @@ def diffuse_values(
     active = torch.ones(b, dtype=torch.bool, device=v.device)
     history: list[Tensor] = []
     for iteration in range(iterations):
-        h_next = source + a * operator.matmul_native(h)
+        h_next = operator.step_native(source, a, h)
         if trace:
             history.append((h_next - h).detach().abs().amax())
         if tol is None:  # fixed number of iterations: only the last residual is worth a pass over H

@@ -1,16 +1,18 @@
 """Transition operators: P bound to the keys of one forward pass, computing P @ H without forming P unless
 it has to (`to_dense()` forms it anyway, for tests and the reference formula). Built by the transitions
-in `transitions.py`; the operator loop in `operator.py` only calls `matmul_native`."""
+in `transitions.py`; the operator loop in `operator.py` calls `step_native` (one step source + alpha P @ H),
+which the sparse (CSR) operators fuse into one product (`sparse_products.py`)."""
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .sparse_products import CSRCache, SparseProduct, csr_step
 
 class TransitionOperator(ABC):
     """P for one forward pass. `to_native`/`from_native` let an operator keep H in the layout its
@@ -25,6 +27,11 @@ class TransitionOperator(ABC):
     @abstractmethod
     def matmul_native(self, h: Tensor) -> Tensor:
         """P @ H with H in the native layout."""
+
+    def step_native(self, source: Tensor, alpha, h: Tensor) -> Tensor:
+        """One diffusion step, source + alpha * P @ H, in the native layout (operators with a fused form
+        override it)."""
+        return source + alpha * self.matmul_native(h)
 
     def matmul(self, h: Tensor) -> Tensor:
         """P @ H with H of shape [B, heads, N, d]."""
@@ -155,7 +162,7 @@ class SparseOperator(TransitionOperator):
         self.batch, self.row, self.col, self.weight = batch, row, col, weight
         self.batch_size, self.num_nodes = batch_size, num_nodes
         self._heads_dim: Optional[tuple[int, int]] = None
-        self._csr = _CSRCache(weight, lambda: (batch * num_nodes + row, batch * num_nodes + col, batch_size * num_nodes))
+        self._csr = CSRCache(weight, lambda: (batch * num_nodes + row, batch * num_nodes + col, batch_size * num_nodes))
 
     def to_native(self, h: Tensor) -> Tensor:
         b, heads, n, d = h.shape
@@ -171,80 +178,18 @@ class SparseOperator(TransitionOperator):
         flat = h.reshape(-1, h.shape[-1])  # [B*N, heads*d], a view
         csr = self._csr.get(h)
         if csr is not None:
-            return _SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
+            return SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
         messages = flat[self.batch * self.num_nodes + self.col] * self.weight.to(h.dtype)[:, None]
         return torch.zeros_like(flat).index_add_(0, self.batch * self.num_nodes + self.row, messages).view(h.shape)
+
+    def step_native(self, source: Tensor, alpha, h: Tensor) -> Tensor:
+        stepped = csr_step(self._csr, source, alpha, h)
+        return stepped if stepped is not None else super().step_native(source, alpha, h)
 
     def to_dense(self) -> Tensor:
         dense = torch.zeros(self.batch_size, self.num_nodes, self.num_nodes, dtype=self.weight.dtype, device=self.weight.device)
         dense.index_put_((self.batch, self.row, self.col), self.weight, accumulate=True)
         return dense[:, None]
-
-
-class _CSRCache:
-    """P (and P^T, for the backward pass) as CSR tensors in H's dtype, built on first use from the weights and
-    `positions()` = (global rows, global columns, size), or None where the sparse product does not apply:
-    weights that need a gradient (the product here gives none for them), devices other than CPU / CUDA,
-    dtypes other than float32 / float64. The positions are computed only when a matrix is built, not on
-    every product."""
-
-    def __init__(self, weight: Tensor, positions, per_row: Optional[int] = None):
-        """per_row: every row holds exactly this many entries, in row order (knn): P is then put together as
-        CSR directly, columns sorted within each row, without the COO detour's global sort."""
-        self._weight, self._positions, self._per_row, self._built = weight, positions, per_row, {}
-
-    def get(self, h: Tensor, transpose: bool = False) -> Optional[Tensor]:
-        if h.dtype not in (torch.float32, torch.float64) or h.device.type not in ("cpu", "cuda"):
-            return None
-        weight = self._weight
-        if weight.requires_grad and torch.is_grad_enabled():
-            return None
-        if (h.dtype, transpose) not in self._built:
-            rows, cols, size = self._positions()
-            values = weight.detach().to(h.dtype)
-            if transpose:
-                rows, cols = cols, rows
-            with warnings.catch_warnings():  # "CSR support is in beta": the product used here is tested
-                warnings.simplefilter("ignore", UserWarning)
-                if self._per_row and not transpose:
-                    cols, order = cols.view(size, self._per_row).sort(dim=1)
-                    crow = torch.arange(0, size * self._per_row + 1, self._per_row, device=cols.device)
-                    values = values.view(size, self._per_row).gather(1, order)
-                    built = torch.sparse_csr_tensor(crow, cols.reshape(-1), values.reshape(-1), (size, size),
-                                                    check_invariants=False)
-                else:
-                    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size), check_invariants=False)
-                    built = coo.coalesce().to_sparse_csr()
-                self._built[h.dtype, transpose] = built
-        return self._built[h.dtype, transpose]
-
-    def transposed(self, h: Tensor) -> "_LazyTranspose":
-        return _LazyTranspose(self, h)
-
-
-class _LazyTranspose:
-    """P^T, built only if a backward pass asks for it (sampling never does), then kept for every iteration."""
-
-    def __init__(self, cache: _CSRCache, h: Tensor):
-        self.cache, self.dtype_of = cache, h.detach()
-
-    def get(self) -> Tensor:
-        return self.cache.get(self.dtype_of, transpose=True)
-
-
-class _SparseProduct(torch.autograd.Function):
-    """P @ H for a CSR P that needs no gradient, whose backward is P^T @ grad with P^T built once per forward
-    pass (torch's own backward of the CSR product re-transposes P on every call: a sort per iteration)."""
-
-    @staticmethod
-    def forward(ctx, h: Tensor, csr: Tensor, transposed: _LazyTranspose) -> Tensor:
-        ctx.transposed = transposed
-        return torch.sparse.mm(csr, h)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor):
-        return torch.sparse.mm(ctx.transposed.get(), grad), None, None
 
 
 class KNNOperator(TransitionOperator):
@@ -259,7 +204,7 @@ class KNNOperator(TransitionOperator):
         offsets = torch.arange(b * heads, device=index.device).view(b, heads, 1, 1) * n
         self._rows = (index + offsets).reshape(-1, k).t().contiguous()  # [k, B*heads*N]
         self._weights = weight.reshape(-1, k).t().unsqueeze(-1)  # [k, B*heads*N, 1]
-        self._csr = _CSRCache(weight.reshape(-1), lambda: (
+        self._csr = CSRCache(weight.reshape(-1), lambda: (
             torch.arange(b * heads * n, device=index.device).repeat_interleave(k), (index + offsets).reshape(-1), b * heads * n),
             per_row=k)
 
@@ -273,12 +218,16 @@ class KNNOperator(TransitionOperator):
         flat = h.reshape(-1, h.shape[-1])  # [B*heads*N, d], a view
         csr = self._csr.get(h)
         if csr is not None:
-            return _SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
+            return SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
         weights = self._weights.to(h.dtype)
         out = flat.index_select(0, self._rows[0]) * weights[0]
         for m in range(1, self._rows.shape[0]):
             out = torch.addcmul(out, flat.index_select(0, self._rows[m]), weights[m])
         return out.view(h.shape)
+
+    def step_native(self, source: Tensor, alpha, h: Tensor) -> Tensor:
+        stepped = csr_step(self._csr, source, alpha, h)
+        return stepped if stepped is not None else super().step_native(source, alpha, h)
 
     def to_dense(self) -> Tensor:
         b, heads, n, _ = self.index.shape

@@ -7,6 +7,7 @@ import torch
 from operator_cases import B, HEADS, N, qkv, random_graph, transitions
 from qgfd_gen import AdjacencyTransition, KNNTransition, qgfd_attention
 from qgfd_gen.operator import diffuse_values
+from qgfd_gen.sparse_products import csr_step
 from qgfd_gen.transitions import Transition, as_transition
 
 NEVER = 1e-300  # a tol no residual reaches: the loop runs every iteration, and the closed form is not used
@@ -91,6 +92,40 @@ def test_knn_csr_product_equals_the_gather_path():
     csr = operator.matmul_native(native)
     operator._csr.get = lambda h, transpose=False: None  # the gather path, as taken when P needs a gradient
     assert (csr - operator.matmul_native(native)).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("name", ["knn", "adjacency-sparse"])
+@pytest.mark.parametrize("alpha", [0.7, torch.tensor(0.7, dtype=torch.float64)])
+def test_fused_diffusion_step_equals_the_product_then_the_blend(name, alpha):
+    """The CSR graphs take a step source + alpha P H as one sparse addmm; taken apart it must agree, forward
+    and backward (a 0-dim alpha that needs no gradient is fused too)."""
+    _, k, v = qkv()
+    operator = transitions()[name].bind(k)
+    native = operator.to_native(v)
+    results = []
+    for fused in (True, False):
+        h = native.clone().requires_grad_()
+        source = (0.3 * native).clone().requires_grad_()
+        if fused:
+            assert csr_step(operator._csr, source, alpha, h) is not None
+            out = operator.step_native(source, alpha, h)
+        else:
+            out = source + alpha * operator.matmul_native(h)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)).sum().backward()
+        results.append([out.detach(), h.grad, source.grad])
+    for fused, apart in zip(*results):
+        assert (fused - apart).abs().max() < 1e-12
+
+
+def test_a_learnable_alpha_is_not_fused_and_gets_its_gradient():
+    """A learnable alpha's gradient needs P H itself: the step is taken apart, and the gradient checks out."""
+    q, k, v = (t.detach() for t in qkv(lq=3))
+    transition = transitions()["adjacency-sparse"]
+    alpha = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    operator = transition.bind(k)
+    native = operator.to_native(v)
+    assert csr_step(operator._csr, native, alpha, native) is None
+    assert torch.autograd.gradcheck(lambda a: qgfd_attention(q, k, v, transition, alpha=a, iterations=3), (alpha,))
 
 
 def test_plain_attention_builds_no_graph():

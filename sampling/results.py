@@ -62,7 +62,7 @@ class SweepResults:
         metrics = [m for m in self.metrics if any(_finite(r.get(m)) for r in self.rows)]
         if not metrics:
             return None
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.0), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             _plot_metric(ax, [r for r in self.rows if _finite(r.get(metric))], metric)
         axes[0][0].legend(fontsize=8)
@@ -75,8 +75,11 @@ class SweepResults:
         return path
 
 
+LABEL_OFFSETS = (((5, 4), "left"), ((-5, -10), "right"), ((5, -10), "left"), ((-5, 4), "right"))
+
+
 def _plot_metric(ax, rows: list[dict[str, Any]], metric: str) -> None:
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     series: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
@@ -94,14 +97,22 @@ def _plot_metric(ax, rows: list[dict[str, Any]], metric: str) -> None:
             continue
         ax.plot([r["network_evaluations"] for r in group], [r[metric] for r in group], linestyle="none",
                 marker="*", markersize=11, color=color, label="adaptive (rtol" + (", end log-SNR)" if ended else ")"))
-        for r in group:
+        for i, r in enumerate(sorted(group, key=lambda r: r["network_evaluations"])):
             text = f"{r['rtol']:g}" + (f", {r['end_log_snr']:g}" if ended else "")
-            ax.annotate(text, (r["network_evaluations"], r[metric]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            (dx, dy), align = LABEL_OFFSETS[i % len(LABEL_OFFSETS)]  # neighbours' labels go to other corners
+            ax.annotate(text, (r["network_evaluations"], r[metric]), textcoords="offset points", xytext=(dx, dy),
+                        ha=align, fontsize=7, color=color)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide
     ticks = sorted({r["network_evaluations"] for r in rows if r.get("setting") == "fixed"})
     if ticks:  # every swept step count labelled (a log axis alone labels only powers of ten)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    values = [r[metric] for r in rows]
+    if min(values) > 0 and max(values) > 5 * min(values):  # a far-off coarse setting would flatten the frontier
+        ax.set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6, not 6 x 10^-1
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("network evaluations per sample (mean)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

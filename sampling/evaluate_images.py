@@ -11,6 +11,7 @@ import torch
 
 from datamodules.images import first_images
 from models.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
+from models.gaussian_diffusion import EXIT_METHOD
 from models.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError
@@ -126,7 +127,7 @@ def _prepare_scoring(model, args) -> tuple[SweepResults, Optional[ImageQuality],
                 "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
                 "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
                 "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations,
-                "adaptive_method": ADAPTIVE_METHOD}
+                "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
     meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
     results = SweepResults(args.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
     if quality is not None and quality.fid is not None:

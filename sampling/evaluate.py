@@ -2,7 +2,7 @@
 
     qgfd-eval images --ckpt CKPT --num-samples 50000 --metrics fid,is,nll --steps 10,20,50,100,1000
                      [--sampler ddim,dpm++,adaptive] [--rtol 0.1,0.2] [--atol 0.0078]
-                     [--qgfd-tol 1e-3,1e-4] [--exit-tol 1] [--out DIR]
+                     [--qgfd-tol 1e-3,1e-4] [--exit-tol 4] [--out DIR]
     qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-tol ...]
     qgfd-eval molecules --samples FILE.smi --train TRAIN.smi --test TEST.smi --json OUT.json
 

@@ -202,8 +202,8 @@ class KNNOperator(TransitionOperator):
         self.index, self.weight = index, weight
         b, heads, n, k = index.shape
         offsets = torch.arange(b * heads, device=index.device).view(b, heads, 1, 1) * n
-        self._rows = (index + offsets).reshape(-1, k).t().contiguous()  # [k, B*heads*N]
-        self._weights = weight.reshape(-1, k).t().unsqueeze(-1)  # [k, B*heads*N, 1]
+        self._offsets = offsets
+        self._gather: Optional[tuple[Tensor, Tensor]] = None  # built only if the gather path runs
         self._csr = CSRCache(weight.reshape(-1), lambda: (
             torch.arange(b * heads * n, device=index.device).repeat_interleave(k), (index + offsets).reshape(-1), b * heads * n),
             per_row=k)
@@ -219,11 +219,20 @@ class KNNOperator(TransitionOperator):
         csr = self._csr.get(h)
         if csr is not None:
             return SparseProduct.apply(flat, csr, self._csr.transposed(h)).view(h.shape)
-        weights = self._weights.to(h.dtype)
-        out = flat.index_select(0, self._rows[0]) * weights[0]
-        for m in range(1, self._rows.shape[0]):
-            out = torch.addcmul(out, flat.index_select(0, self._rows[m]), weights[m])
+        rows, weights = self._gather_layout()
+        weights = weights.to(h.dtype)
+        out = flat.index_select(0, rows[0]) * weights[0]
+        for m in range(1, rows.shape[0]):
+            out = torch.addcmul(out, flat.index_select(0, rows[m]), weights[m])
         return out.view(h.shape)
+
+    def _gather_layout(self) -> tuple[Tensor, Tensor]:
+        """(rows [k, B*heads*N] into the flat H, weights [k, B*heads*N, 1]) for the gather path."""
+        if self._gather is None:
+            k = self.index.shape[-1]
+            self._gather = ((self.index + self._offsets).reshape(-1, k).t().contiguous(),
+                            self.weight.reshape(-1, k).t().unsqueeze(-1))
+        return self._gather
 
     def step_native(self, source: Tensor, alpha, h: Tensor) -> Tensor:
         stepped = csr_step(self._csr, source, alpha, h)

@@ -24,20 +24,12 @@ from torch import Tensor, nn
 from qgfd_gen.config import coerce_config
 
 from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings, LogSNRSchedule
+from .early_exit import EarlyExit
 
 FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++")
 SAMPLERS = FIXED_SAMPLERS + ("adaptive",)
 PREDICTIONS = ("epsilon", "v_prediction")
 Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t [B, C, H, W], timesteps [B]) -> network output
-EIGHT_BIT = 127.5  # one 8-bit level is 1 / 127.5 of [-1, 1]
-RATE_WINDOW = 0.5  # early exit measures the clean prediction's rate of change over at least this much log-SNR:
-# replayed on recorded DDIM chains of the digits model, rates over 0.1 were noisy enough on fine grids that the
-# decay extrapolated from two of them was too steep (at tolerance 4 the returned images were 1.9 / 6.5 / 6.9
-# levels RMS from the full chain's at 20 / 50 / 100 steps); over 0.5 they were 0.7 / 1.8 / 2.2 (95th percentile
-# 1.4 / 3.8 / 4.0, within the tolerance at every grid)
-EXIT_MIN_LOG_SNR = 0.0  # and lets samples leave only where the signal outweighs the noise: at high noise the
-# clean prediction is a faint guess whose small, slowly varying changes say nothing about the rest
-EXIT_METHOD = f"remaining change extrapolated from rates over >= {RATE_WINDOW:g} log-SNR"  # recorded with sweeps
 
 
 @dataclass
@@ -145,8 +137,7 @@ class GaussianDiffusion(nn.Module):
                 adaptive: Optional[AdaptiveSettings] = None) -> ReverseResult:
         """Run the reverse process from noise `x` with a fixed-step sampler (`steps` steps), or with the
         error-controlled `adaptive` sampler (its settings; `steps` unused). exit_tol (fixed-step samplers):
-        a sample leaves the batch with its predicted clean image once `remaining_change` (from predictions
-        at least RATE_WINDOW of log-SNR apart) is below exit_tol 8-bit levels, from log-SNR EXIT_MIN_LOG_SNR on."""
+        a sample leaves the batch with its predicted clean image once `early_exit.EarlyExit` says it settled."""
         if sampler == "adaptive":
             result = AdaptiveSampler(self.log_snr(), adaptive or AdaptiveSettings()).sample(self._clean_predictor(denoise), x)
             return ReverseResult(result.samples, result.evaluations.float(), result.rejected.float())
@@ -156,25 +147,23 @@ class GaussianDiffusion(nn.Module):
         evaluations = torch.zeros(x.shape[0])
         step_kwargs = {"eta": eta} if sampler == "ddim" else {}
         log_snr = LogSNRSchedule.lambda_of(0.5 * self.alpha_bar.cpu().double().log())  # (MPS has no float64)
-        anchor, previous_rate, last = None, None, len(scheduler.timesteps) - 1
+        last = len(scheduler.timesteps) - 1
+        exit_rule = EarlyExit(exit_tol, float(log_snr[0])) if exit_tol is not None else None
         for index, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
             output = denoise(x, timesteps)
             evaluations[alive.cpu()] += 1
-            if exit_tol is not None and index < last:
-                x0, lam = self.predicted_clean(x, output, timesteps), float(log_snr[int(t)])
-                if anchor is None or lam - anchor[1] >= RATE_WINDOW:  # a new rate of change, over >= one window
-                    rate = change_rate(anchor[0], x0, anchor[1], lam) if anchor is not None else None
-                    if rate is not None and previous_rate is not None and lam >= EXIT_MIN_LOG_SNR:
-                        settled = remaining_change(previous_rate, rate, lam - anchor[1], float(log_snr[0]) - lam) < exit_tol
-                        if bool(settled.any()):
-                            out[alive[settled]] = x0[settled]
-                            keep = ~settled
-                            if not bool(keep.any()):
-                                return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
-                            alive, x, output, x0, rate = alive[keep], x[keep], output[keep], x0[keep], rate[keep]
-                            _keep_in_scheduler(scheduler, keep)
-                    anchor, previous_rate = (x0, lam), rate
+            if exit_rule is not None and index < last:
+                x0 = self.predicted_clean(x, output, timesteps)
+                settled = exit_rule.settled(x0, float(log_snr[int(t)]))
+                if settled is not None and bool(settled.any()):
+                    out[alive[settled]] = x0[settled]
+                    keep = ~settled
+                    if not bool(keep.any()):
+                        return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
+                    alive, x, output = alive[keep], x[keep], output[keep]
+                    exit_rule.keep(keep)
+                    _keep_in_scheduler(scheduler, keep)
             noise_kwargs = {"generator": _device_generator(generator, x.device)} if sampler != "dpm++" else {}
             x = scheduler.step(output, t, x, **step_kwargs, **noise_kwargs).prev_sample
         out[alive] = x
@@ -252,24 +241,6 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tens
 
 def _normal_cdf(x: Tensor) -> Tensor:
     return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def change_rate(previous_x0: Tensor, x0: Tensor, previous_lambda: float, lam: float) -> Tensor:
-    """Per sample [B]: the RMS change of the predicted clean image per unit of log-SNR, in 8-bit levels."""
-    return EIGHT_BIT * (x0 - previous_x0).pow(2).flatten(1).mean(1).sqrt() / max(lam - previous_lambda, 1e-12)
-
-
-def remaining_change(previous_rate: Tensor, rate: Tensor, step: float, left: float) -> Tensor:
-    """Per sample [B]: how far (8-bit levels, RMS) the predicted clean image can still move in the `left`
-    units of log-SNR before the chain ends, when its rate of change, measured as `previous_rate` and then
-    `rate` over the last `step` of log-SNR, keeps decaying exponentially at the measured pace:
-        integral_0^left rate e^(-k u) du = rate (1 - e^(-k left)) / k,   k = log(previous_rate / rate) / step.
-    Rates per unit of log-SNR and their decay do not depend on how finely the steps cut the chain: that is
-    what makes one exit tolerance mean the same at 20 and at 1000 steps. A rate that is not decaying (at high
-    noise the prediction is a faint, slowly growing guess) gives infinity: no sample leaves then."""
-    decay = torch.log(previous_rate.clamp_min(1e-30) / rate.clamp_min(1e-30)) / max(step, 1e-12)
-    left_change = rate * -torch.expm1(-decay * left) / decay.clamp_min(1e-12)
-    return torch.where(decay > 0, left_change, torch.full_like(rate, float("inf")))
 
 
 def _keep_in_scheduler(scheduler, keep: Tensor) -> None:

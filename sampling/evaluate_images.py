@@ -11,7 +11,7 @@ import torch
 
 from datamodules.images import first_images
 from models.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
-from models.gaussian_diffusion import EXIT_METHOD
+from models.early_exit import EXIT_METHOD
 from models.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError

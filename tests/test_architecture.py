@@ -16,7 +16,7 @@ LAYERS = {
     "models.unet": 1, "models.graph_transformer": 1,  # networks
     "sampling.metrics": 1, "sampling.grids": 1, "sampling.graph_kernels": 1,  # measures and pictures of samples: tensors and SMILES in
     "models.discrete_diffusion": 2, "models.gaussian_diffusion": 2, "models.graph_diffusion": 2,  # processes
-    "models.adaptive_sampler": 2,
+    "models.adaptive_sampler": 2, "models.early_exit": 2,
     "models": 3,  # LightningModules, callbacks, loading
     "sampling": 4, "qgfd_gen.commands": 4, "qgfd_gen.__main__": 4,  # commands
 }

@@ -2,8 +2,8 @@
 
 For DDIM at each step count, every step's clipped clean prediction is recorded for every sample. Then, per
 tolerance, from the same recorded chains:
-  rule:   the workbench's exit rule (`GaussianDiffusion.reverse`, `--exit-tol`) replayed step by step with its
-          own functions (`change_rate`, `remaining_change`); it matches the sweep's exit rows (same seed);
+  rule:   the workbench's exit rule (`--exit-tol`) replayed step by step: the sampler's own `EarlyExit` object
+          fed the recorded predictions; it matches the sweep's exit rows (same seed);
   oracle: each sample leaves at the first step whose clean prediction is within tau 8-bit levels (RMS) of the
           image the full chain ends with. No exit that returns the clean prediction can leave earlier and stay
           within tau, so the oracle bounds what any such rule saves at that tolerance.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-import models.gaussian_diffusion as G
 from models.adaptive_sampler import LogSNRSchedule
+from models.early_exit import EarlyExit
 from models.image_diffusion import initial_noise
 from models.loading import load_model
 from qgfd_gen.io import write_json
@@ -48,17 +48,19 @@ def traced_ddim(model, steps: int, num: int, batch_size: int, seed: int):
 
 
 def replay_rule(raw, timesteps, log_snr, tol: float):
-    """The step index at which each sample leaves under --exit-tol tol, or -1 (as in GaussianDiffusion.reverse)."""
+    """The step index at which each sample leaves under --exit-tol tol, or -1: the sampler's own `EarlyExit`
+    fed the recorded predictions (a sample that left is not asked again, as in GaussianDiffusion.reverse)."""
     exit_at = torch.full((raw.shape[0],), -1)
-    anchor, previous_rate, lam_end = None, None, float(log_snr[0])
+    rule = EarlyExit(tol, float(log_snr[0]))
+    alive = torch.arange(raw.shape[0])
     for i, t in enumerate(timesteps[:-1]):
-        x0, lam = raw[:, i], float(log_snr[t])
-        if anchor is None or lam - anchor[1] >= G.RATE_WINDOW:
-            rate = G.change_rate(anchor[0], x0, anchor[1], lam) if anchor is not None else None
-            if rate is not None and previous_rate is not None and lam >= G.EXIT_MIN_LOG_SNR:
-                settled = G.remaining_change(previous_rate, rate, lam - anchor[1], lam_end - lam) < tol
-                exit_at[settled & (exit_at < 0)] = i
-            anchor, previous_rate = (x0, lam), rate
+        settled = rule.settled(raw[alive, i], float(log_snr[t]))
+        if settled is not None and bool(settled.any()):
+            exit_at[alive[settled]] = i
+            alive = alive[~settled]
+            rule.keep(~settled)
+            if not len(alive):
+                break
     return exit_at
 
 

@@ -25,7 +25,7 @@ from qgfd_gen.errors import command
 
 from .evaluate_images import IMAGE_METRICS, evaluate_images
 from .evaluate_molecules import evaluate_molecules
-from .options import add_device_options, device, finite_float, float_list, int_list, positive_int, unit_interval
+from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
 
 
 def sampler_list(text: str) -> list[str]:
@@ -74,9 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"adaptive sampler: relative tolerances to sweep (default {AdaptiveSettings.rtol})")
     images.add_argument("--atol", type=float_list, default=[AdaptiveSettings.atol],
                         help=f"adaptive sampler: absolute tolerances to sweep, [-1, 1] units (default {AdaptiveSettings.atol})")
-    images.add_argument("--end-log-snr", type=finite_float, default=None,
-                        help="adaptive sampler: return the clean prediction at this log-SNR (2: sigma 0.13, the best FID "
-                             "on the digits model, README); default: the cleanest timestep")
+    add_end_log_snr_option(images)
     images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (torch-fidelity's)")
     images.add_argument("--feature-extractor", default=None,

@@ -25,6 +25,13 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-nodes", type=positive_int, default=1, help="nodes (DDP, with --devices)")
 
 
+def add_end_log_snr_option(parser: argparse.ArgumentParser) -> None:
+    """--end-log-snr, as qgfd-sample and qgfd-eval both take it."""
+    parser.add_argument("--end-log-snr", type=finite_float, default=None,
+                        help="adaptive sampler: return the clean prediction at this log-SNR (2: sigma 0.13, the best FID "
+                             "on the digits model, README); default: the cleanest timestep")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -22,7 +22,7 @@ from qgfd_gen.io import check_outputs
 
 from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
 from .distributed import Shard, launch
-from .options import add_device_options, device, finite_float, positive_float, positive_int, progress_bar, unit_interval
+from .options import add_device_options, add_end_log_snr_option, device, positive_float, positive_int, progress_bar, unit_interval
 from .sweep import adaptive_label
 
 
@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="adaptive sampler: relative error tolerance per step")
     images.add_argument("--atol", type=positive_float, default=AdaptiveSettings.atol,
                         help="adaptive sampler: absolute error tolerance per step ([-1, 1] pixel units)")
-    images.add_argument("--end-log-snr", type=finite_float, default=None,
-                        help="adaptive sampler: return the clean prediction at this log-SNR (2: sigma 0.13, the best FID "
-                             "on the digits model, README); default: the cleanest timestep")
+    add_end_log_snr_option(images)
     images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--seed", type=int, default=0)
     images.add_argument("--out", default="grid.png")

@@ -1,18 +1,21 @@
-"""Networks, diffusion processes and LightningModules: what is trained and how it samples."""
+"""Networks, diffusion processes, measures and LightningModules: what is trained and how it samples.
 
-from .callbacks import SampleGridCallback
-from .diagnostics import TrainingDiagnostics
-from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
-from .graph_diffusion import GraphDiffusion
-from .graph_transformer import GraphTransformerConfig
-from .image_diffusion import ImageDiffusion, SampleResult
-from .molecule_diffusion import MoleculeDiffusion, MoleculeSamples
-from .pipeline import export_pipeline, load_pipeline
-from .predict import SampleWriter
-from .quality import SampleQualityCallback
-from .training import OptimizerConfig
-from .unet import UNetConfig
+The names configs use (`class_path: models.ImageDiffusion`, `models.SampleGridCallback`, ...) are re-exported
+here from the subpackages, one layer each: networks, measures (layer 1), processes (2), training (3)."""
+
+from .networks.graph_transformer import GraphTransformerConfig
+from .networks.unet import UNetConfig
+from .processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
+from .processes.graph_diffusion import GraphDiffusion
+from .training.callbacks import SampleGridCallback
+from .training.diagnostics import TrainingDiagnostics
+from .training.image_diffusion import ImageDiffusion, SampleResult
+from .training.molecule_diffusion import MoleculeDiffusion, MoleculeSamples
+from .training.optimization import OptimizerConfig
+from .training.pipeline import export_pipeline, load_pipeline
+from .training.predict import SampleWriter
+from .training.quality import SampleQualityCallback
 
 __all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
-           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback", "SampleResult", "SampleWriter",
-           "TrainingDiagnostics", "UNetConfig", "export_pipeline", "load_pipeline"]
+           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback",
+           "SampleResult", "SampleWriter", "TrainingDiagnostics", "UNetConfig", "export_pipeline", "load_pipeline"]

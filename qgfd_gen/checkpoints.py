@@ -55,7 +55,7 @@ def record_of(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{str(path)!r} carries no qgfd-gen record (kind, format): it was written before format {FORMAT} "
             f"or by another program. Convert an older qgfd-gen checkpoint with "
-            f"`python -m models.upgrade {path} NEW.ckpt`")
+            f"`qgfd-upgrade {path} NEW.ckpt`")
     if record.get("format", 0) > FORMAT:
         raise CheckpointError(f"{str(path)!r} has format {record['format']}; this qgfd-gen reads up to {FORMAT}: update it")
     return record

@@ -1,1 +1,3 @@
-"""Sampling and evaluation commands: `qgfd-sample` (grids, SMILES files) and `qgfd-eval` (metric sweeps)."""
+"""What happens with a trained model: the sweep loop over sampler settings, results folders, sampling split
+across processes, and the image / molecule evaluations that the commands (`sampling.commands`) run with typed
+settings."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 
+from models.processes.samples import SampleSet
 from qgfd_gen.errors import UsageError
+
+S = TypeVar("S", bound=SampleSet)
 
 
 @dataclasses.dataclass
@@ -49,7 +52,7 @@ class Shard:
         """The device this process samples on: its own GPU under DDP, else the one asked for."""
         return default if self.fabric is None else str(self.fabric.device)
 
-    def gather(self, result: Any, started: float, batch_size: int) -> Any:
+    def gather(self, result: S, started: float, batch_size: int) -> Optional[S]:
         """Every process's share of a sample result, merged in index order on the main process (None
         elsewhere); `seconds` becomes the wall time from `started` to the end of the gather."""
         if self.world == 1:
@@ -66,9 +69,10 @@ def _to_cpu(result: Any) -> Any:
                                           if isinstance(getattr(result, f.name), torch.Tensor)})
 
 
-def merge_shares(shares: list, batch_size: int, seconds: float) -> Any:
-    """Shares of one result (rank r holds batches r, r + W, ...), back into index order: tensors concatenated,
-    lists joined, per-sample statistics recomputed over all samples, QGFD iterations averaged by share size."""
+def merge_shares(shares: list[S], batch_size: int, seconds: float) -> S:
+    """Shares of one sample set (rank r holds batches r, r + W, ...), back into index order: tensor and list
+    fields concatenated (the per-sample costs among them, so their summary covers all samples), QGFD
+    iterations averaged by share size."""
     world, sizes = len(shares), [len(share.evaluations) for share in shares]
     order = []  # (rank, start, stop) of each batch, in index order
     positions = [0] * world
@@ -84,11 +88,9 @@ def merge_shares(shares: list, batch_size: int, seconds: float) -> Any:
             merged[field.name] = torch.cat([values[r][a:b] for r, a, b in order])
         elif isinstance(values[0], list):
             merged[field.name] = [item for r, a, b in order for item in values[r][a:b]]
-    evaluations, rejected = merged["evaluations"], merged["rejected"]
     iterations = [(s.qgfd_iterations, n) for s, n in zip(shares, sizes) if s.qgfd_iterations is not None and n]
     return dataclasses.replace(
-        shares[0], **merged, network_evaluations=float(evaluations.mean()), evaluations_min=float(evaluations.min()),
-        evaluations_max=float(evaluations.max()), rejected_steps=float(rejected.mean()), seconds=seconds,
+        shares[0], **merged, seconds=seconds,
         qgfd_iterations=sum(i * n for i, n in iterations) / sum(n for _, n in iterations) if iterations else None)
 
 

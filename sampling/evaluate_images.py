@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -10,127 +11,136 @@ from typing import Any, Optional
 import torch
 
 from datamodules.images import first_images
-from models.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
-from models.early_exit import EXIT_METHOD
-from models.loading import load_datamodule, load_model
+from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
+from models.processes.early_exit import EXIT_METHOD
+from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
-from .metrics import ImageQuality, InceptionUnavailable
+from models.measures.image_metrics import ImageQuality, InceptionUnavailable
 from .distributed import Shard, launch
 from .results import SweepResults
+from .settings import ImageEvaluation, SweepSettings
 from .sweep import run_sweep
 
 IMAGE_METRICS = ("fid", "is", "nll")
 
 
-def build_image_quality(args, metrics: list[str]) -> tuple[Optional[ImageQuality], Optional[str], str]:
+def build_image_quality(settings: ImageEvaluation) -> tuple[Optional[ImageQuality], Optional[str], str]:
     """The FID/IS metric object (or None with the reason) and an id of its feature extractor."""
-    want_fid, want_is = "fid" in metrics, "is" in metrics
+    want_fid, want_is = "fid" in settings.metrics, "is" in settings.metrics
     if not (want_fid or want_is):
         return None, None, ""
-    if args.feature_extractor:
-        extractor = torch.jit.load(args.feature_extractor, map_location="cpu").eval()
+    if settings.feature_extractor:
+        extractor = torch.jit.load(settings.feature_extractor, map_location="cpu").eval()
         quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is)
-        return quality, None, "custom-" + file_digest(args.feature_extractor)
+        return quality, None, "custom-" + file_digest(settings.feature_extractor)
     try:
-        return ImageQuality(None, args.inception_weights, want_fid, want_is), None, "inception-v3"
+        return ImageQuality(None, settings.inception_weights, want_fid, want_is), None, "inception-v3"
     except InceptionUnavailable as error:
         return None, str(error), ""
 
 
-def load_or_compute_real_statistics(quality: ImageQuality, datamodule, args, extractor_id: str) -> None:
+def load_or_compute_real_statistics(quality: ImageQuality, datamodule, sweep: SweepSettings, extractor_id: str) -> None:
     """Real-image FID statistics, cached beside the data per data set, resolution, extractor and count."""
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module, so there are no real images for FID")
     size = getattr(datamodule, "image_size", "x")
-    name = f"fid-stats-{type(datamodule).__name__}-{size}px-{extractor_id}-{args.num_samples}.pt"
+    name = f"fid-stats-{type(datamodule).__name__}-{size}px-{extractor_id}-{sweep.num_samples}.pt"
     path = Path(datamodule.data_dir) / name
     if path.exists():
         quality.load_real_state(torch.load(path, weights_only=True))
         return
     datamodule.setup("fit")
-    images = (first_images(datamodule.train_set, args.num_samples) + 1) / 2
-    for lo in range(0, len(images), args.batch_size):
-        quality.update_real(images[lo : lo + args.batch_size])
+    images = (first_images(datamodule.train_set, sweep.num_samples) + 1) / 2
+    for lo in range(0, len(images), sweep.batch_size):
+        quality.update_real(images[lo : lo + sweep.batch_size])
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu() for k, v in quality.real_state().items()}, tmp)
 
 
-def held_out_nll(model, datamodule, args) -> Optional[float]:
+def held_out_nll(model, datamodule, settings: ImageEvaluation) -> Optional[float]:
     if datamodule is None:
         print("warning: the checkpoint names no data module: NLL not computed", file=sys.stderr)
         return None
     datamodule.setup("fit")
-    images = first_images(datamodule.val_set, args.nll_images)
+    images = first_images(datamodule.val_set, settings.nll_images)
     start = time.perf_counter()
-    nll = float(model.nll_bits_per_dim(images, timesteps=args.nll_timesteps, seed=args.seed).mean())
+    nll = float(model.nll_bits_per_dim(images, timesteps=settings.nll_timesteps, seed=settings.sweep.seed).mean())
     print(f"NLL {nll:.4f} bits/dim on {len(images)} held-out images "
-          f"({args.nll_timesteps or 'all'} timesteps, {time.perf_counter() - start:.1f} s)")
+          f"({settings.nll_timesteps or 'all'} timesteps, {time.perf_counter() - start:.1f} s)")
     return nll
 
 
-def evaluate_images(args) -> int:
-    args.checkpoint_sha256 = digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
-    args.out = str(args.out or f"eval-images-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
-    check_outputs({"--out": args.out}, {"--ckpt": args.ckpt, "--feature-extractor": args.feature_extractor,
-                                        "--inception-weights": args.inception_weights}, folders=("--out",))
-    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(args.ckpt, "images")
-    return launch(_evaluate_images, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+def evaluate_images(settings: ImageEvaluation) -> int:
+    """Sweep the settings, score each with the metrics, write the results folder; exit status 2 when a
+    requested metric could not be computed (the others still are)."""
+    sweep = settings.sweep
+    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
+    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-images-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
+    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint, "--feature-extractor": settings.feature_extractor,
+                                         "--inception-weights": settings.inception_weights}, folders=("--out",))
+    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
+        check_file(sweep.checkpoint, "images")
+    job = (dataclasses.replace(settings, sweep=sweep), digest)
+    return launch(_evaluate_images, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples, sweep.batch_size)
 
 
-def _evaluate_images(shard: Shard, args) -> Optional[int]:
+def _evaluate_images(shard: Shard, job: tuple[ImageEvaluation, Optional[str]]) -> Optional[int]:
     """One process's part: every process samples its share of each setting; the main process alone loads the
     metrics and reference data, scores the gathered samples and writes the results."""
-    model = load_model(args.ckpt, "images", shard.device(args.device))
+    settings, digest = job
+    sweep = settings.sweep
+    model = load_model(sweep.checkpoint, "images", shard.device(sweep.device))
     results, quality, unavailable, nll = None, None, None, None
     if shard.is_main:
-        results, quality, unavailable, nll = _prepare_scoring(model, args)
+        results, quality, unavailable, nll = _prepare_scoring(model, settings, digest)
 
     def draw(setting, advance, batches):
         sampler = setting["sampler"]
         adaptive = (AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"], end_log_snr=setting["end_log_snr"])
                     if sampler == "adaptive" else None)
-        return model.sample(args.num_samples, sampler=sampler, steps=setting["sampler_steps"],
-                            eta=args.eta if sampler == "ddim" else 0.0, seed=args.seed, batch_size=args.batch_size,
-                            exit_tol=setting["exit_tol"], adaptive=adaptive, progress=advance, batches=batches)
+        return model.sample(sweep.num_samples, sampler=sampler, steps=setting["sampler_steps"],
+                            eta=settings.eta if sampler == "ddim" else 0.0, seed=sweep.seed, batch_size=sweep.batch_size,
+                            exit_levels=setting["exit_tol"], adaptive=adaptive, progress=advance, batches=batches)
 
     def score(result) -> dict[str, Any]:
         scores = {}
         if quality is not None:
             quality.reset_fake()
-            for lo in range(0, len(result.images), args.batch_size):
-                quality.update_fake(result.images[lo : lo + args.batch_size])
+            for lo in range(0, len(result.images), sweep.batch_size):
+                quality.update_fake(result.images[lo : lo + sweep.batch_size])
             scores.update(quality.compute())
         if nll is not None:
             scores["nll_bpd"] = nll
         return scores
 
-    run_sweep(model, args, results, args.sampler, draw, score, ("fid", "is", "nll_bpd"), shard)
+    run_sweep(model, sweep, results, draw, score, ("fid", "is", "nll_bpd"), shard)
     if not shard.is_main:
         return None
     samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
-    plot = results.plot(f"{Path(args.ckpt).name}: {samplers}, {args.num_samples} samples, seed {args.seed}")
-    print(f"wrote {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+    plot = results.plot(f"{Path(sweep.checkpoint).name}: {samplers}, {sweep.num_samples} samples, seed {sweep.seed}")
+    print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 2 if unavailable else 0
 
 
-def _prepare_scoring(model, args) -> tuple[SweepResults, Optional[ImageQuality], Optional[str], Optional[float]]:
+def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
+                     ) -> tuple[SweepResults, Optional[ImageQuality], Optional[str], Optional[float]]:
     """The results folder (refused if it holds another run), FID / IS with their real-image statistics, NLL."""
-    datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir, flip=False)  # reference images unflipped
-    quality, unavailable, extractor_id = build_image_quality(args, args.metrics)
+    sweep = settings.sweep
+    datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir, flip=False)  # reference images unflipped
+    quality, unavailable, extractor_id = build_image_quality(settings)
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    identity = {"checkpoint_sha256": args.checkpoint_sha256, "eta": args.eta, "seed": args.seed,
-                "num_samples": args.num_samples, "batch_size": args.batch_size, "metrics": args.metrics,
-                "feature_extractor": extractor_id or None, "nll_images": args.nll_images,
-                "nll_timesteps": args.nll_timesteps, "qgfd_max_iterations": args.qgfd_max_iterations,
+    identity = {"checkpoint_sha256": digest, "eta": settings.eta, "seed": sweep.seed,
+                "num_samples": sweep.num_samples, "batch_size": sweep.batch_size, "metrics": list(settings.metrics),
+                "feature_extractor": extractor_id or None, "nll_images": settings.nll_images,
+                "nll_timesteps": settings.nll_timesteps, "qgfd_max_iterations": sweep.qgfd_max_iterations,
                 "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
-    meta = {"identity": identity, "checkpoint": str(args.ckpt), "not_computed": unavailable}
-    results = SweepResults(args.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in args.metrics])
+    meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable}
+    results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
     if quality is not None and quality.fid is not None:
-        load_or_compute_real_statistics(quality, datamodule, args, extractor_id)
-    nll = held_out_nll(model, datamodule, args) if "nll" in args.metrics else None
+        load_or_compute_real_statistics(quality, datamodule, sweep, extractor_id)
+    nll = held_out_nll(model, datamodule, settings) if "nll" in settings.metrics else None
     return results, quality, unavailable, nll

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -11,18 +12,20 @@ from rdkit import Chem
 
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
-from models.loading import load_datamodule, load_model
+from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, file_digest, write_json
 
-from .graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
-from .metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
+from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
+from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from .distributed import Shard, launch
 from .results import SweepResults
+from .settings import MoleculeEvaluation, SmilesFileScoring
 from .sweep import run_sweep, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
+MOLECULE_SAMPLER = "posterior-jump"  # the molecule chain's only sampler: jumps between timesteps by the posterior
 
 
 def read_reference(path: str, role: str) -> list[str]:
@@ -34,26 +37,26 @@ def read_reference(path: str, role: str) -> list[str]:
     return smiles
 
 
-def evaluate_smiles_file(args) -> int:
-    if not (args.train and args.json):
+def evaluate_smiles_file(scoring: SmilesFileScoring) -> int:
+    if not (scoring.train and scoring.json):
         raise UsageError("--samples needs --train TRAIN.smi and --json OUT.json (and --test TEST.smi for FCD)")
-    check_outputs({"--json": args.json}, {"--samples": args.samples, "--train": args.train, "--test": args.test})
-    samples = [s or None for s in read_smiles_file(args.samples, keep_empty=True)]
+    check_outputs({"--json": scoring.json}, {"--samples": scoring.samples, "--train": scoring.train, "--test": scoring.test})
+    samples = [s or None for s in read_smiles_file(scoring.samples, keep_empty=True)]
     if not samples:
-        raise UsageError(f"samples file {args.samples!r} holds no samples (one SMILES per line; an empty line "
+        raise UsageError(f"samples file {scoring.samples!r} holds no samples (one SMILES per line; an empty line "
                          f"is an invalid sample)")
-    train = read_reference(args.train, "training")
-    test = read_reference(args.test, "test") if args.test else None
-    scores = score_molecules(samples, train, test, with_fcd=not args.no_fcd and test is not None)
+    train = read_reference(scoring.train, "training")
+    test = read_reference(scoring.test, "test") if scoring.test else None
+    scores = score_molecules(samples, train, test, with_fcd=scoring.fcd and test is not None)
     readable = [s if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]
     mols = [Chem.MolFromSmiles(s) if s else None for s in readable]
-    scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=not args.no_nspdk))
+    scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=scoring.nspdk))
     too_long = sum(len(s) > MAX_SMILES_CHARS for s in samples if s)
     if too_long:
         print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
     scores.setdefault("fcd", None)
-    scores.update(num_too_long=too_long, samples_file=str(args.samples))
-    write_json(args.json, scores)
+    scores.update(num_too_long=too_long, samples_file=str(scoring.samples))
+    write_json(scoring.json, scores)
     print(summary(scores, MOLECULE_METRICS))
     return 0
 
@@ -81,57 +84,60 @@ def graph_scores(mols: list, raw_mols: list, test: Optional[list[str]], with_nsp
     return scores
 
 
-def evaluate_molecules(args) -> int:
-    if args.samples:
-        return evaluate_smiles_file(args)
-    if not args.ckpt:
-        raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
-    args.checkpoint_sha256 = digest = file_digest(args.ckpt) if Path(args.ckpt).is_file() else None
-    args.out = str(args.out or f"eval-molecules-{Path(args.ckpt).stem}-{(digest or '')[:8]}")
-    check_outputs({"--out": args.out}, {"--ckpt": args.ckpt}, folders=("--out",))
-    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(args.ckpt, "molecules")
-    return launch(_evaluate_molecules, args, args.devices, args.num_nodes, args.device, args.num_samples,
-                  args.batch_size)
+def evaluate_molecules(settings: MoleculeEvaluation) -> int:
+    """Sweep the settings of a molecule checkpoint, score each, write the results folder."""
+    sweep = settings.sweep
+    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
+    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-molecules-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
+    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint}, folders=("--out",))
+    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
+        check_file(sweep.checkpoint, "molecules")
+    job = (dataclasses.replace(settings, sweep=sweep), digest)
+    return launch(_evaluate_molecules, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples,
+                  sweep.batch_size)
 
 
-def _evaluate_molecules(shard: Shard, args) -> Optional[int]:
+def _evaluate_molecules(shard: Shard, job: tuple[MoleculeEvaluation, Optional[str]]) -> Optional[int]:
     """One process's part: every process samples its share; the main process scores and writes."""
-    model = load_model(args.ckpt, "molecules", shard.device(args.device))
-    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or not args.no_fcd]
-    results, score = (_prepare_scoring(model, args, metrics) if shard.is_main else (None, None))
+    settings, digest = job
+    sweep = settings.sweep
+    model = load_model(sweep.checkpoint, "molecules", shard.device(sweep.device))
+    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or settings.fcd]
+    results, score = (_prepare_scoring(model, settings, digest, metrics) if shard.is_main else (None, None))
 
     def draw(setting, advance, batches):
-        return model.sample(args.num_samples, steps=setting["sampler_steps"], seed=args.seed,
-                            batch_size=args.batch_size, exit_tol=setting["exit_tol"], progress=advance, batches=batches)
+        return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
+                            batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance, batches=batches)
 
-    run_sweep(model, args, results, ["posterior-jump"], draw, score, metrics, shard)
+    run_sweep(model, sweep, results, draw, score, metrics, shard)
     if not shard.is_main:
         return None
-    plot = results.plot(f"{Path(args.ckpt).name}: {args.num_samples} molecules")
-    print(f"wrote {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+    plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} molecules")
+    print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
     return 0
 
 
-def _prepare_scoring(model, args, metrics: list[str]) -> tuple[SweepResults, Callable]:
+def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str], metrics: list[str]
+                     ) -> tuple[SweepResults, Callable]:
     """The results folder (refused if it holds another run) and the scoring of one setting's molecules."""
-    datamodule = load_datamodule(args.ckpt, data_dir=args.data_dir)
+    sweep = settings.sweep
+    datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir)
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module: training SMILES for novelty are unknown")
     train, test = datamodule.smiles("train"), datamodule.smiles("test")
-    identity = {"checkpoint_sha256": args.checkpoint_sha256, "sampler": "posterior-jump", "seed": args.seed,
-                "num_samples": args.num_samples, "batch_size": args.batch_size, "fcd": not args.no_fcd,
-                "nspdk": not args.no_nspdk,
-                "qgfd_max_iterations": args.qgfd_max_iterations}
-    meta = {"identity": identity, "checkpoint": str(args.ckpt), "train_molecules": len(train),
+    identity = {"checkpoint_sha256": digest, "sampler": MOLECULE_SAMPLER, "seed": sweep.seed,
+                "num_samples": sweep.num_samples, "batch_size": sweep.batch_size, "fcd": settings.fcd,
+                "nspdk": settings.nspdk,
+                "qgfd_max_iterations": sweep.qgfd_max_iterations}
+    meta = {"identity": identity, "checkpoint": sweep.checkpoint, "train_molecules": len(train),
             "test_molecules": len(test), "nspdk_reference_molecules": NSPDK_REFERENCE_SIZE}
-    results = SweepResults(args.out, meta, metrics)
-    novelty, reference = reference_sets(tuple(train), None if args.no_fcd else tuple(test))
+    results = SweepResults(sweep.out, meta, metrics)
+    novelty, reference = reference_sets(tuple(train), tuple(test) if settings.fcd else None)
 
     def score(result) -> dict:
-        scores = score_molecules(result.smiles, novelty, reference, with_fcd=not args.no_fcd)
+        scores = score_molecules(result.smiles, novelty, reference, with_fcd=settings.fcd)
         raws = decode_raw_graphs(result.atoms, result.bonds, model.vocab)
-        scores.update(graph_scores(result.mols, raws, test, with_nspdk=not args.no_nspdk))
+        scores.update(graph_scores(result.mols, raws, test, with_nspdk=settings.nspdk))
         return scores
 
     return results, score

@@ -10,8 +10,9 @@ from typing import Any, Callable, Iterable, Optional
 from qgfd_gen.attention import override_qgfd
 
 from .distributed import Shard
-from .options import progress_bar
+from .progress import progress_bar
 from .results import SweepResults
+from .settings import SweepSettings
 
 
 def adaptive_label(rtol: float, atol: float, end_log_snr: Optional[float] = None) -> str:
@@ -51,34 +52,33 @@ def add_savings(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     row["saved_time_pct"] = 100 * (1 - row["seconds"] / fixed["seconds"]) if fixed["seconds"] else None
 
 
-def run_sweep(model, args, results: Optional[SweepResults], samplers: list[str], draw: Callable, score: Callable,
+def run_sweep(model, sweep: SweepSettings, results: Optional[SweepResults], draw: Callable, score: Callable,
               summary_keys: Iterable[str], shard: Shard = Shard()) -> None:
     """Every setting not yet in `results`: sample (with the QGFD overrides of the setting), score, append.
     draw(setting, advance, batches) samples this process's batches; under several processes the main one
     (which alone holds `results`) says which settings are left, gathers each setting's samples and scores them."""
-    adaptive = (getattr(args, "rtol", None) or [], getattr(args, "atol", None) or [])
-    settings = sweep_settings(samplers, args.steps, args.qgfd_tol, args.exit_tol, *adaptive,
-                              end_log_snr=getattr(args, "end_log_snr", None))
-    keys = [{**setting, "num_samples": args.num_samples, "seed": args.seed} for setting in settings]
+    settings = sweep_settings(list(sweep.samplers), list(sweep.steps), list(sweep.qgfd_tol), list(sweep.exits),
+                              sweep.rtol, sweep.atol, end_log_snr=sweep.end_log_snr)
+    keys = [{**setting, "num_samples": sweep.num_samples, "seed": sweep.seed} for setting in settings]
     pending = shard.broadcast([i for i, key in enumerate(keys) if not results.has(key)] if shard.is_main else None)
     for i in pending:
         setting, key = settings[i], keys[i]
         changes = {"tol": setting["qgfd_tol"]} if setting["qgfd_tol"] else {}
-        if setting["qgfd_tol"] and args.qgfd_max_iterations:
-            changes["iterations"] = args.qgfd_max_iterations
+        if setting["qgfd_tol"] and sweep.qgfd_max_iterations:
+            changes["iterations"] = sweep.qgfd_max_iterations
         steps = f" steps={setting['sampler_steps']}" if setting["sampler_steps"] else ""
         started = time.perf_counter()
         with override_qgfd(model, **changes), progress_bar(shard) as bar:
             task = bar.add_task(f"{setting['sampler']} {setting['setting']}{steps}",
-                                total=shard.share(args.num_samples, args.batch_size))
-            result = draw(setting, lambda n: bar.advance(task, n), shard.batches(args.num_samples, args.batch_size))
-        result = shard.gather(result, started, args.batch_size)
+                                total=shard.share(sweep.num_samples, sweep.batch_size))
+            result = draw(setting, lambda n: bar.advance(task, n), shard.batches(sweep.num_samples, sweep.batch_size))
+        result = shard.gather(result, started, sweep.batch_size)
         if not shard.is_main:
             continue
         row = {**key, "network_evaluations": result.network_evaluations,
                "evaluations_min": result.evaluations_min, "evaluations_max": result.evaluations_max,
                "rejected_steps": result.rejected_steps, "qgfd_iterations": result.qgfd_iterations,
-               "seconds": result.seconds, "checkpoint": str(args.ckpt)}
+               "seconds": result.seconds, "checkpoint": sweep.checkpoint}
         row.update(score(result))
         add_savings(row, results.rows)
         results.append(row)

@@ -7,8 +7,9 @@ DDPM's 1000-step schedule; the rest on a tiny U-Net."""
 import pytest
 import torch
 
-from models.adaptive_sampler import AdaptiveSampler, AdaptiveSettings, LogSNRSchedule
-from models.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
+from models.processes.adaptive_sampler import AdaptiveSampler, AdaptiveSettings
+from models.processes.log_snr import LogSNRSchedule
+from models.processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 
 
 def gaussian_denoiser(diffusion: GaussianDiffusion, c: float = 0.3):
@@ -121,8 +122,8 @@ def test_bad_tolerances_are_refused(bad):
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan"])
 def test_the_commands_refuse_bad_tolerances(value, tmp_path, capsys):
-    from sampling.evaluate import main as eval_main
-    from sampling.sample import main as sample_main
+    from sampling.commands.evaluate import main as eval_main
+    from sampling.commands.sample import main as sample_main
 
     for main, argv in ((sample_main, ["images", "--ckpt", "x.ckpt", "--sampler", "adaptive", "--rtol", value]),
                        (eval_main, ["images", "--ckpt", "x.ckpt", "--sampler", "adaptive", "--atol", value])):
@@ -142,7 +143,7 @@ def test_early_exit_means_the_same_at_every_step_count(gaussian):
     exit_timesteps = {}
     for steps in (50, 100, 1000):
         full = diffusion.reverse(denoise, noise, "ddim", steps).samples
-        early = diffusion.reverse(denoise, noise, "ddim", steps, exit_tol=8.0)
+        early = diffusion.reverse(denoise, noise, "ddim", steps, exit_levels=8.0)
         assert early.evaluations.max() < steps  # every sample left early
         exit_timesteps[steps] = (steps - early.evaluations) * (1000 // steps)  # DDIM's "leading" spacing
         moved = 127.5 * (early.samples - full).pow(2).flatten(1).mean(1).sqrt()
@@ -167,7 +168,7 @@ def test_a_wobbling_prediction_does_not_make_samples_leave_early(gaussian):
 
     for steps in (50, 100, 1000):
         full = diffusion.reverse(wobbling, noise, "ddim", steps).samples
-        early = diffusion.reverse(wobbling, noise, "ddim", steps, exit_tol=4.0)
+        early = diffusion.reverse(wobbling, noise, "ddim", steps, exit_levels=4.0)
         moved = 127.5 * (early.samples - full).pow(2).flatten(1).mean(1).sqrt()
         assert moved.max() < 4.0
         assert early.evaluations.min() < steps  # the exit is not simply switched off
@@ -216,8 +217,8 @@ def test_an_end_log_snr_returns_the_clean_prediction_there(gaussian):
 
 
 def test_the_commands_refuse_a_bad_end_log_snr(capsys):
-    from sampling.evaluate import main as eval_main
-    from sampling.sample import main as sample_main
+    from sampling.commands.evaluate import main as eval_main
+    from sampling.commands.sample import main as sample_main
 
     for main, kind in ((sample_main, "images"), (eval_main, "images")):
         with pytest.raises(SystemExit) as exit_info:

@@ -1,30 +1,29 @@
-"""The layout's rules, checked on the source: imports go one way (down the layers in README's Architecture
-section), no module over 300 lines, no function over 60 lines."""
+"""The layout's rules, checked on the source. Every folder sits on one layer (README's Architecture section);
+imports go down the layers or sideways within one, no two rooms (folders) import each other, every console
+entry point lives in the commands folder, no module is over 300 lines and no function over 60."""
 
 import ast
 import functools
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("qgfd_gen", "datamodules", "models", "sampling")
-# longest matching prefix wins; a lower number is a lower layer
-LAYERS = {
-    "qgfd_gen": 0,  # the QGFD core and shared infrastructure
-    "datamodules": 1,  # data, and molecules as graphs
-    "models.unet": 1, "models.graph_transformer": 1,  # networks
-    "sampling.metrics": 1, "sampling.grids": 1, "sampling.graph_kernels": 1,  # measures and pictures of samples: tensors and SMILES in
-    "models.discrete_diffusion": 2, "models.gaussian_diffusion": 2, "models.graph_diffusion": 2,  # processes
-    "models.adaptive_sampler": 2, "models.early_exit": 2,
-    "models": 3,  # LightningModules, callbacks, loading
-    "sampling": 4, "qgfd_gen.commands": 4, "qgfd_gen.__main__": 4,  # commands
+COMMANDS = "sampling/commands"
+# folder -> layer; a module sits on its folder's layer (a lower number is a lower layer)
+FOLDERS = {
+    "qgfd_gen": 0,  # core: the operator, transitions, attention, processor; infrastructure
+    "datamodules": 1,  # data: data modules, chemistry
+    "models/networks": 1,  # U-Net, graph transformer
+    "models/measures": 1,  # metrics, graph kernels, grids
+    "models/processes": 2,  # Gaussian and discrete chains, samplers, early exit
+    "models/training": 3,  # LightningModules, callbacks, loading, export
+    "models": 3,  # the names configs use, re-exported from training
+    "sampling": 4,  # after training: sweeps, results folders, several processes, evaluations
+    COMMANDS: 5,  # every console entry point
 }
-
-
-def layer(module: str) -> int:
-    best = max((prefix for prefix in LAYERS if module == prefix or module.startswith(prefix + ".")), key=len)
-    return LAYERS[best]
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,6 +34,18 @@ def modules() -> dict[str, Path]:
             parts = path.relative_to(ROOT).with_suffix("").parts
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
+
+
+def folder_of(module: str) -> str:
+    """The folder (room) a module lives in: its package's path."""
+    path = modules().get(module)
+    if path is None:  # an imported name that is not a module: its package
+        return folder_of(module.rpartition(".")[0])
+    return path.parent.relative_to(ROOT).as_posix()
+
+
+def layer(module: str) -> int:
+    return FOLDERS[folder_of(module)]
 
 
 def imported(module: str, path: Path) -> list[tuple[int, str]]:
@@ -54,6 +65,11 @@ def imported(module: str, path: Path) -> list[tuple[int, str]]:
     return [(line, name) for line, name in out if name.split(".")[0] in PACKAGES]
 
 
+def test_every_folder_has_a_layer():
+    folders = {path.parent.relative_to(ROOT).as_posix() for path in modules().values()}
+    assert folders <= set(FOLDERS), f"give these folders a layer in FOLDERS: {sorted(folders - set(FOLDERS))}"
+
+
 def test_every_import_goes_down_or_sideways():
     upward = []
     for module, path in modules().items():
@@ -63,12 +79,42 @@ def test_every_import_goes_down_or_sideways():
     assert not upward, "\n".join(upward)
 
 
-def test_the_rule_catches_an_upward_import(tmp_path):
-    assert layer("qgfd_gen.operator") == 0 and layer("qgfd_gen.commands.bench") == 4
-    assert layer("models.image_diffusion") == 3 and layer("models.unet") == 1 and layer("sampling.evaluate") == 4
+def room_edges(top_level: bool) -> set[tuple[str, str]]:
+    edges = set()
+    for module, path in modules().items():
+        for _, target in imported(module, path):
+            a, b = folder_of(module), folder_of(target)
+            if top_level:
+                a, b = a.split("/")[0], b.split("/")[0]
+            if a != b and not b.startswith(a + "/"):  # a package may re-export from its own subfolders
+                edges.add((a, b))
+    return edges
+
+
+@pytest.mark.parametrize("top_level", [False, True], ids=["folders", "top-folders"])
+def test_no_two_rooms_import_each_other(top_level):
+    edges = room_edges(top_level)
+    both_ways = sorted({tuple(sorted(edge)) for edge in edges if edge[::-1] in edges})
+    assert not both_ways, f"these rooms import each other: {both_ways}"
+
+
+def test_console_entry_points_live_in_the_commands_folder():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    outside = {name: target for name, target in scripts.items() if folder_of(target.split(":")[0]) != COMMANDS}
+    assert not outside, f"console scripts outside {COMMANDS}: {outside}"
+    mains = [str(path.relative_to(ROOT)) for module, path in modules().items()
+             if "__main__" in path.read_text() and path.parent.relative_to(ROOT).as_posix() != COMMANDS]
+    assert not mains, f"runnable modules outside {COMMANDS}: {mains}"
+
+
+def test_the_rules_catch_an_upward_import(tmp_path):
+    assert layer("qgfd_gen.operator") == 0 and layer("sampling.commands.bench") == 5
+    assert layer("models.training.image_diffusion") == 3 and layer("models.networks.unet") == 1
+    assert layer("models.ImageDiffusion") == 3 and layer("sampling.sweep") == 4
     source = tmp_path / "x.py"
     source.write_text("def f():\n    from models import ImageDiffusion\n")
     assert imported("qgfd_gen.x", source) == [(2, "models")]  # function-local imports count too
+    assert layer("models") > layer("qgfd_gen.x")
 
 
 @pytest.mark.parametrize("module", sorted(modules()))

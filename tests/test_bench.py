@@ -6,8 +6,8 @@ import pytest
 
 from conftest import TINY_UNET
 from models import UNetConfig
-from qgfd_gen.commands.bench import main as bench_main
-from qgfd_gen.commands.bench_unet import unet_ratios, unet_suite
+from sampling.commands.bench import main as bench_main
+from sampling.commands.bench_unet import unet_ratios, unet_suite
 
 
 def test_operator_suite_writes_rows_with_ratios(tmp_path):
@@ -25,7 +25,7 @@ def test_operator_suite_writes_rows_with_ratios(tmp_path):
 
 def test_molecule_suite_times_both_alphas_and_reports_ratios():
     from models import GraphTransformerConfig
-    from qgfd_gen.commands.bench_molecules import molecule_ratios, molecule_suite
+    from sampling.commands.bench_molecules import molecule_ratios, molecule_suite
 
     rows = molecule_suite(["qm9"], batch=4, num=2, steps=2, repeats=1, progress=lambda text: None,
                           network=GraphTransformerConfig(node_dim=16, edge_dim=8, layers=1, heads=2))
@@ -61,7 +61,7 @@ def test_an_unwritable_output_is_refused_before_measuring(tmp_path, capsys):
 def test_sampler_suite_against_diffusers_on_a_tiny_unet(tmp_path):
     import json
 
-    from qgfd_gen.commands.bench import main as bench_main
+    from sampling.commands.bench import main as bench_main
 
     out = tmp_path / "sampler.json"
     assert bench_main(["--suite", "sampler", "--num-images", "2", "--sample-steps", "3", "--repeats", "1",

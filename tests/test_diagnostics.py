@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from datamodules import DigitsDataModule
 from models import TrainingDiagnostics
-from models.diagnostics import RESIDUALS_FILE, attention_layers
+from models.training.diagnostics import RESIDUALS_FILE, attention_layers
 from qgfd_gen.attention import QGFDConfig, trace_qgfd
 from qgfd_gen.operator import qgfd_attention
 from qgfd_gen.transitions import GridTransition

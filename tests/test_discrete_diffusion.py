@@ -2,7 +2,7 @@
 
 import torch
 
-from models.discrete_diffusion import MarginalDiffusion
+from models.processes.discrete_diffusion import MarginalDiffusion
 
 
 def test_marginal_transitions_are_row_stochastic_and_compose():

@@ -19,7 +19,7 @@ def test_ddp_two_cpu_processes_train_and_write_once(tmp_path):
          "init_args": {"dirpath": str(tmp_path / "ckpts"), "save_last": True}},
         {"class_path": "models.SampleGridCallback", "init_args": {"every_n_epochs": 1, "num": 4, "steps": 2}},
     ])
-    command = [sys.executable, "-m", "qgfd_gen", "fit", "-c", str(CONFIGS / "digits.yaml"),
+    command = [sys.executable, "-m", "sampling.commands.lightning", "fit", "-c", str(CONFIGS / "digits.yaml"),
                "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
                "--trainer.max_steps", "3", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
                "--trainer.limit_val_batches", "1", "--trainer.check_val_every_n_epoch", "1",

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.image_diffusion import SampleResult
+from models.training.image_diffusion import SampleResult
 from sampling.distributed import Shard, launch, merge_shares
-from sampling.evaluate import main as eval_main
-from sampling.sample import main as sample_main
+from sampling.commands.evaluate import main as eval_main
+from sampling.commands.sample import main as sample_main
 from qgfd_gen.errors import UsageError
 from test_metrics import TinyExtractor
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(module: str, *argv: str, cwd: Path) -> None:
     """One process: the command called here; two: a fresh interpreter (DDP spawns from it, as from a shell)."""
     if argv[-1] == "1":
-        main = {"sampling.sample": sample_main, "sampling.evaluate": eval_main}[module]
+        main = {"sampling.commands.sample": sample_main, "sampling.commands.evaluate": eval_main}[module]
         assert main(list(argv)) == 0
         return
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -43,8 +43,8 @@ def test_every_process_gets_whole_batches_in_turn():
 def test_uneven_shares_merge_back_into_index_order():
     def share(indices):
         index = torch.tensor(indices, dtype=torch.float32)
-        return SampleResult(index.view(-1, 1, 1, 1), float(index.mean()), 2.0 if indices[0] == 0 else 4.0, 1.0,
-                            evaluations=index + 10, rejected=torch.zeros(len(indices)))
+        return SampleResult(evaluations=index + 10, rejected=torch.zeros(len(indices)),
+                            qgfd_iterations=2.0 if indices[0] == 0 else 4.0, seconds=1.0, images=index.view(-1, 1, 1, 1))
 
     # 10 samples in batches of 3: rank 0 holds batches at 0 and 6, rank 1 at 3 and 9
     merged = merge_shares([share([0, 1, 2, 6, 7, 8]), share([3, 4, 5, 9])], batch_size=3, seconds=7.0)
@@ -56,10 +56,10 @@ def test_uneven_shares_merge_back_into_index_order():
 @pytest.mark.slow
 def test_two_processes_sample_the_same_images_and_molecules(image_checkpoint, molecule_checkpoint, tmp_path):
     for devices in ("1", "2"):  # ddpm: a stochastic sampler, its noise seeded per batch
-        run("sampling.sample", "images", "--ckpt", str(image_checkpoint), "--num", "10", "--batch-size", "3",
+        run("sampling.commands.sample", "images", "--ckpt", str(image_checkpoint), "--num", "10", "--batch-size", "3",
             "--sampler", "ddpm", "--steps", "5", "--out", str(tmp_path / f"grid{devices}.png"), "--npz", str(tmp_path / f"images{devices}.npz"),
             "--devices", devices, cwd=tmp_path)
-        run("sampling.sample", "molecules", "--ckpt", str(molecule_checkpoint), "--num", "10", "--batch-size", "4",
+        run("sampling.commands.sample", "molecules", "--ckpt", str(molecule_checkpoint), "--num", "10", "--batch-size", "4",
             "--steps", "5", "--out", str(tmp_path / f"mols{devices}.png"), "--smiles", str(tmp_path / f"mols{devices}.smi"),
             "--devices", devices,
             cwd=tmp_path)
@@ -75,10 +75,10 @@ def test_two_processes_evaluate_to_the_same_rows(image_checkpoint, molecule_chec
     torch.jit.script(TinyExtractor()).save(str(extractor))
     rows = {}
     for devices in ("1", "2"):
-        run("sampling.evaluate", "images", "--ckpt", str(image_checkpoint), "--num-samples", "12", "--batch-size", "4",
+        run("sampling.commands.evaluate", "images", "--ckpt", str(image_checkpoint), "--num-samples", "12", "--batch-size", "4",
             "--steps", "3,5", "--exit-tol", "2", "--metrics", "fid,is", "--feature-extractor", str(extractor),
             "--out", str(tmp_path / f"images{devices}"), "--devices", devices, cwd=tmp_path)
-        run("sampling.evaluate", "molecules", "--ckpt", str(molecule_checkpoint), "--num-samples", "12",
+        run("sampling.commands.evaluate", "molecules", "--ckpt", str(molecule_checkpoint), "--num-samples", "12",
             "--batch-size", "4", "--steps", "5", "--out", str(tmp_path / f"mols{devices}"), "--devices", devices,
             cwd=tmp_path)
         rows[devices] = [json.loads((tmp_path / f"{kind}{devices}" / "results.json").read_text())["rows"]
@@ -100,7 +100,7 @@ def test_two_processes_evaluate_to_the_same_rows(image_checkpoint, molecule_chec
 def test_image_noise_drawn_a_batch_at_a_time_is_the_one_stream(shape):
     """The per-batch draw gives the numbers one draw of all samples gives (so images match earlier releases),
     also for sizes that are no multiple of 16 (those draw the stream at once)."""
-    from models.image_diffusion import initial_noise
+    from models.training.image_diffusion import initial_noise
 
     whole = torch.randn((10, *shape), generator=torch.Generator().manual_seed(7))
     parts = list(initial_noise(7, 10, 4, shape))

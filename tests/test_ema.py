@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from datamodules import DigitsDataModule
-from models.training import OptimizerConfig, ema_decay
+from models.training.optimization import OptimizerConfig, ema_decay
 
 
 def trainer(tmp_path, steps: int, accumulate: int = 1) -> L.Trainer:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import read_qm9_smiles
-from sampling.evaluate import main as eval_main
+from sampling.commands.evaluate import main as eval_main
 from test_metrics import TinyExtractor
 
 
@@ -34,7 +34,7 @@ def test_image_sweep_writes_results_and_early_exit_saves_evaluations(image_check
     torch.jit.script(TinyExtractor()).save(str(extractor))
     out = tmp_path / "sweep"
     argv = ["images", "--ckpt", str(image_checkpoint), "--num-samples", "16", "--steps", "5,10", "--metrics", "fid,is,nll",
-            "--feature-extractor", str(extractor), "--exit-tol", "1.5", "--qgfd-tol", "1e-2", "--qgfd-max-iterations", "20",
+            "--feature-extractor", str(extractor), "--exit-levels", "1.5", "--qgfd-tol", "1e-2", "--qgfd-max-iterations", "20",
             "--nll-images", "4", "--nll-timesteps", "5", "--batch-size", "8", "--out", str(out)]
     assert eval_main(argv) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
@@ -97,7 +97,7 @@ def test_missing_inception_weights_fail_plainly_and_other_metrics_still_run(imag
 def test_molecule_sweep(molecule_checkpoint, tmp_path):
     out = tmp_path / "sweep"
     assert eval_main(["molecules", "--ckpt", str(molecule_checkpoint), "--num-samples", "16", "--steps", "5,20",
-                      "--exit-tol", "0.05", "--out", str(out)]) == 0
+                      "--exit-share", "0.05", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["setting"], r["sampler_steps"]) for r in rows] == [("fixed", 5), ("fixed", 20), ("exit-tol=0.05", 5), ("exit-tol=0.05", 20)]
     assert rows[1]["network_evaluations"] == 20 and rows[3]["network_evaluations"] <= 20  # (exits: test_graph_diffusion)

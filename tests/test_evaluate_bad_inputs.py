@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import read_qm9_smiles
-from sampling.evaluate import main as eval_main
+from sampling.commands.evaluate import main as eval_main
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
+from models.processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
@@ -41,7 +41,7 @@ def test_early_exit_lets_settled_samples_leave_the_batch(sampler, tol, tiny_imag
     """(DDPM's fresh noise at every step keeps the prediction moving: only a loose tolerance lets it leave.)"""
     model = tiny_image_model()
     full = model.sample(6, sampler=sampler, steps=20, seed=1, batch_size=6)
-    early = model.sample(6, sampler=sampler, steps=20, seed=1, batch_size=6, exit_tol=tol)
+    early = model.sample(6, sampler=sampler, steps=20, seed=1, batch_size=6, exit_levels=tol)
     assert full.network_evaluations == 20
     assert early.network_evaluations < 20
     assert early.images.shape == full.images.shape
@@ -51,7 +51,7 @@ def test_early_exit_lets_settled_samples_leave_the_batch(sampler, tol, tiny_imag
 def test_a_sample_that_never_settles_is_the_full_chain(tiny_image_model):
     model = tiny_image_model()
     full = model.sample(4, sampler="ddim", steps=10, seed=2)
-    never = model.sample(4, sampler="ddim", steps=10, seed=2, exit_tol=1e-12)
+    never = model.sample(4, sampler="ddim", steps=10, seed=2, exit_levels=1e-12)
     assert never.network_evaluations == 10
     assert torch.equal(full.images, never.images)
 
@@ -64,8 +64,8 @@ def test_sampling_rejects_bad_arguments(tiny_image_model):
         model.sample(2, steps=0)
     with pytest.raises(ValueError, match="steps=500"):
         model.sample(2, steps=500)
-    with pytest.raises(ValueError, match="exit_tol=0"):
-        model.sample(2, exit_tol=0)
+    with pytest.raises(ValueError, match="exit_levels=0"):
+        model.sample(2, exit_levels=0)
     with pytest.raises(ValueError, match="num=0"):
         model.sample(0)
     with pytest.raises(ValueError, match="prediction_type='x0'"):

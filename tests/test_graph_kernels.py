@@ -4,7 +4,7 @@ import pytest
 from rdkit import Chem
 
 from conftest import read_qm9_smiles
-from sampling.graph_kernels import nspdk_features, nspdk_mmd
+from models.measures.graph_kernels import nspdk_features, nspdk_mmd
 
 
 def mols(smiles):

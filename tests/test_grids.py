@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from sampling.grids import READABLE_PIXELS, image_grid, write_image_grid
+from models.measures.grids import READABLE_PIXELS, image_grid, write_image_grid
 
 
 def test_a_small_grid_is_enlarged_nearest_neighbour_to_a_readable_size(tmp_path):

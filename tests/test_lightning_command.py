@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import CONFIGS
 from datamodules import DataUnavailableError, ImageFolderDataModule
 from models import ImageDiffusion, MoleculeDiffusion
-from qgfd_gen.commands.lightning import main, run_cli
+from sampling.commands.lightning import main, run_cli
 
 IMAGE_CONFIGS = ["digits", "cifar", "cifar-vanilla", "cifar-cpu", "celeba"]
 MOLECULE_CONFIGS = ["qm9-cpu", "qm9", "zinc"]
@@ -68,14 +68,14 @@ def test_lightning_fit_on_image_folder_and_resume(tmp_path, monkeypatch):
     assert second["epoch"] == 1
     assert int(second["state_dict"]["ema.n_averaged"]) == 4  # the EMA continued too
     assert "optimizer_states" in second and second["optimizer_states"][0]["state"]
-    from models.loading import load_datamodule, load_model
+    from models.training.loading import load_datamodule, load_model
 
     rebuilt = load_datamodule(ckpt_dir / "last.ckpt")  # what samplers and evaluators use to find the data again
     assert isinstance(rebuilt, ImageFolderDataModule) and str(rebuilt.data_dir) == str(folder)
     model = ImageDiffusion.load_from_checkpoint(ckpt_dir / "last.ckpt", weights_only=True)  # Lightning's own loading
     assert model.unet_config.sample_size == 32 and torch.equal(model.unet.conv_in.weight, load_model(
         ckpt_dir / "last.ckpt", "images").unet.conv_in.weight)
-    from sampling.sample import main as sample_main
+    from sampling.commands.sample import main as sample_main
 
     assert sample_main(["images", "--ckpt", str(ckpt_dir / "last.ckpt"), "--num", "2", "--steps", "2",
                         "--out", str(tmp_path / "grid.png")]) == 0  # a checkpoint written by the CLI samples

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from models import ImageDiffusion, MoleculeDiffusion
-from models.loading import load_datamodule, load_model
-from models.upgrade import main as upgrade_main
+from models.training.loading import load_datamodule, load_model
+from sampling.commands.upgrade import main as upgrade_main
 from qgfd_gen.checkpoints import RECORD_KEY
 from qgfd_gen.errors import CheckpointError
 
@@ -74,7 +74,7 @@ def _as_format_1(checkpoint: dict) -> dict:
 def test_an_old_checkpoint_is_explained_and_converts_to_the_same_model(tmp_path, image_checkpoint, capsys):
     old_path, new_path = tmp_path / "old.ckpt", tmp_path / "new.ckpt"
     torch.save(_as_format_1(torch.load(image_checkpoint, weights_only=True)), old_path)
-    with pytest.raises(CheckpointError, match="python -m models.upgrade"):
+    with pytest.raises(CheckpointError, match="qgfd-upgrade"):
         load_model(old_path, "images")
     assert upgrade_main([str(old_path), str(old_path)]) == 2  # never over the input
     assert upgrade_main([str(old_path), str(new_path)]) == 0

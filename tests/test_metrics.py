@@ -8,7 +8,8 @@ from torch import nn
 
 from conftest import read_qm9_smiles
 from datamodules.chemistry import QM9_VOCAB, decode_raw_graphs, raw_mol_from_smiles
-from sampling.metrics import ImageQuality, MoleculeMetrics, fragment_scores, frechet_chemnet_distance, score_molecules
+from models.measures.image_metrics import ImageQuality
+from models.measures.molecule_metrics import MoleculeMetrics, fragment_scores, frechet_chemnet_distance, score_molecules
 
 
 # ------------------------------------------------------------------------------------------ molecule metrics

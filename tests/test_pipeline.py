@@ -8,7 +8,7 @@ from diffusers import DDIMPipeline
 
 from models import export_pipeline, load_pipeline
 from qgfd_gen.attention import QGFDConfig, named_qgfd_layers
-from qgfd_gen.commands.export import main as export_main
+from sampling.commands.export import main as export_main
 from qgfd_gen.errors import UsageError
 
 
@@ -72,7 +72,7 @@ def test_export_refuses_what_it_cannot_write(tiny_image_model, molecule_checkpoi
 
 
 def test_the_command_exports_a_checkpoint(image_checkpoint, tmp_path, capsys):
-    from models.loading import load_model
+    from models.training.loading import load_model
 
     assert export_main(["--ckpt", str(image_checkpoint), "--out", str(tmp_path / "pipe")]) == 0
     assert "models.load_pipeline" in capsys.readouterr().out

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qgfd_gen.commands.lightning import main
-from sampling.sample import main as sample_main
+from sampling.commands.lightning import main
+from sampling.commands.sample import main as sample_main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -16,7 +16,7 @@ def test_lightning_predict_writes_the_images_qgfd_sample_draws(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "-c", str(CONFIGS / "digits.yaml"), "--ckpt_path", str(image_checkpoint),
                  "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false",
-                 "--trainer.callbacks+=models.predict.SampleWriter", "--trainer.callbacks.num", "10",
+                 "--trainer.callbacks+=models.SampleWriter", "--trainer.callbacks.num", "10",
                  "--trainer.callbacks.batch_size", "4", "--trainer.callbacks.steps", "3",
                  "--trainer.callbacks.sampler", "ddpm"]) == 0
     assert sample_main(["images", "--ckpt", str(image_checkpoint), "--num", "10", "--batch-size", "4", "--steps", "3",

@@ -3,12 +3,12 @@
 import numpy as np
 from PIL import Image
 
-from sampling.sample import main as sample_main
+from sampling.commands.sample import main as sample_main
 
 
 def test_sample_images_command(image_checkpoint, tmp_path):
     out, npz, folder = tmp_path / "new" / "grid.png", tmp_path / "s.npz", tmp_path / "each"  # folders made on write
-    assert sample_main(["images", "--ckpt", str(image_checkpoint), "--num", "6", "--steps", "4", "--seed", "1",
+    assert sample_main(["images", "--ckpt", str(image_checkpoint), "--num-samples", "6", "--steps", "4", "--seed", "1",
                         "--out", str(out), "--npz", str(npz), "--images-dir", str(folder)]) == 0
     assert Image.open(out).size[0] > 8
     assert np.load(npz)["arr_0"].shape == (6, 8, 8, 1)

@@ -4,7 +4,7 @@ or earlier output changed."""
 import pytest
 import torch
 
-from sampling.sample import main as sample_main
+from sampling.commands.sample import main as sample_main
 
 
 def fingerprint(*paths):

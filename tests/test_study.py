@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from conftest import TINY_UNET
-from qgfd_gen.commands import study as study_command
-from qgfd_gen.commands.study import main
-from qgfd_gen.commands.study_plan import read_study
-from qgfd_gen.commands.study_plots import loss_curve
-from qgfd_gen.commands.study_report import paired_interval
+from sampling.commands import study as study_command
+from sampling.commands.study import main
+from sampling.commands.study_plan import read_study
+from sampling.commands.study_plots import loss_curve
+from sampling.commands.study_report import paired_interval
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.unet import SpatialTransformer, UNetConfig
+from models.networks.unet import SpatialTransformer, UNetConfig
 from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.processor import QGFDAttnProcessor
 

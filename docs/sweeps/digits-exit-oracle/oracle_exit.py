@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from models.adaptive_sampler import LogSNRSchedule
-from models.early_exit import EarlyExit
-from models.image_diffusion import initial_noise
-from models.loading import load_model
+from models.processes.early_exit import EarlyExit
+from models.training.image_diffusion import initial_noise
+from models.training.loading import load_model
 from qgfd_gen.io import write_json
-from sampling.metrics import ImageQuality
+from models.measures.image_metrics import ImageQuality
 
 TOLERANCES = (0.5, 1, 2, 4, 8)
 
@@ -36,7 +35,7 @@ def traced_ddim(model, steps: int, num: int, batch_size: int, seed: int):
     predictions, finals = [], []
     with torch.no_grad():
         for _, x in initial_noise(seed, num, batch_size, model.image_shape):
-            scheduler, chain = model.diffusion.scheduler("ddim", steps), []
+            scheduler, chain = model.diffusion.sampler_scheduler("ddim", steps), []
             for t in scheduler.timesteps:
                 timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long)
                 output = net(x, timesteps).sample
@@ -79,7 +78,7 @@ def main() -> None:
     model = load_model(args.ckpt, "images", torch.device("cpu"))
     quality = ImageQuality(torch.jit.load(args.feature_extractor).eval(), want_fid=True, want_is=False)
     quality.load_real_state(torch.load(args.real_stats, weights_only=True))
-    log_snr = LogSNRSchedule.lambda_of(0.5 * model.diffusion.alpha_bar.cpu().double().log())
+    log_snr = model.diffusion.log_snr().lambdas
 
     def fid(images):
         quality.reset_fake()

@@ -2,8 +2,8 @@
 
     qgfd-eval images --ckpt CKPT --num-samples 50000 --metrics fid,is,nll --steps 10,20,50,100,1000
                      [--sampler ddim,dpm++,adaptive] [--rtol 0.1,0.2] [--atol 0.0078]
-                     [--qgfd-tol 1e-3,1e-4] [--exit-tol 4] [--out DIR]
-    qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-tol ...]
+                     [--qgfd-tol 1e-3,1e-4] [--exit-levels 4] [--out DIR]
+    qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-share 0.1]
     qgfd-eval molecules --samples FILE.smi --train TRAIN.smi --test TEST.smi --json OUT.json
 
 Each sweep writes DIR/results.json, DIR/results.csv (rows appended as they finish; a rerun skips the
@@ -19,12 +19,13 @@ import argparse
 import sys
 from typing import Optional
 
-from models.adaptive_sampler import AdaptiveSettings
-from models.gaussian_diffusion import SAMPLERS
-from qgfd_gen.errors import command
+from models.processes.adaptive_sampler import AdaptiveSettings
+from models.processes.gaussian_diffusion import SAMPLERS
+from qgfd_gen.errors import UsageError, command
+from sampling.evaluate_images import IMAGE_METRICS, evaluate_images
+from sampling.evaluate_molecules import MOLECULE_SAMPLER, evaluate_molecules, evaluate_smiles_file
+from sampling.settings import ImageEvaluation, MoleculeEvaluation, SmilesFileScoring, SweepSettings
 
-from .evaluate_images import IMAGE_METRICS, evaluate_images
-from .evaluate_molecules import evaluate_molecules
 from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
 
 
@@ -50,8 +51,6 @@ def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
     parser.add_argument("--qgfd-tol", type=float_list, default=[], help="QGFD iteration tolerances to sweep")
     parser.add_argument("--qgfd-max-iterations", type=positive_int, default=None,
                         help="at most this many QGFD iterations with --qgfd-tol")
-    parser.add_argument("--exit-tol", type=float_list, default=[],
-                        help="per-sample early-exit tolerances to sweep (images: 8-bit levels the image may still move)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--out", default=None,
@@ -75,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--atol", type=float_list, default=[AdaptiveSettings.atol],
                         help=f"adaptive sampler: absolute tolerances to sweep, [-1, 1] units (default {AdaptiveSettings.atol})")
     add_end_log_snr_option(images)
+    images.add_argument("--exit-levels", "--exit-tol", dest="exits", type=float_list, default=[],
+                        help="per-image early exit: 8-bit levels the image may still move (sweeps each; 4 costs no FID "
+                             "on the digits model)")
     images.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise, 0 (deterministic) to 1")
     images.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (torch-fidelity's)")
     images.add_argument("--feature-extractor", default=None,
@@ -85,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     mols = sub.add_parser("molecules", help="validity / uniqueness / novelty / FCD against steps, or of a SMILES file")
     mols.add_argument("--ckpt", default=None)
     _sweep_options(mols, "50,100,500")
+    mols.add_argument("--exit-share", "--exit-tol", dest="exits", type=float_list, default=[],
+                      help="per-molecule early exit: the share of the chain's timesteps (0..1] over which the predicted "
+                           "molecule must stay the same valid, connected molecule (sweeps each)")
     mols.add_argument("--no-fcd", action="store_true")
     mols.add_argument("--no-nspdk", action="store_true", help="skip the NSPDK MMD against the test set (about 10 s a row)")
     mols.add_argument("--samples", default=None, help="score this SMILES file instead of sampling")
@@ -94,10 +99,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def sweep_settings(args: argparse.Namespace, samplers: list[str]) -> SweepSettings:
+    """The parsed options of a sweep, as the evaluations take them."""
+    return SweepSettings(
+        checkpoint=str(args.ckpt), out=args.out, samplers=tuple(samplers), steps=tuple(args.steps),
+        num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size, qgfd_tol=tuple(args.qgfd_tol),
+        qgfd_max_iterations=args.qgfd_max_iterations, exits=tuple(args.exits), rtol=tuple(getattr(args, "rtol", ())),
+        atol=tuple(getattr(args, "atol", ())), end_log_snr=getattr(args, "end_log_snr", None), data_dir=args.data_dir,
+        device=args.device, devices=args.devices, num_nodes=args.num_nodes)
+
+
+def image_evaluation(args: argparse.Namespace) -> ImageEvaluation:
+    return ImageEvaluation(sweep_settings(args, args.sampler), metrics=tuple(args.metrics), eta=args.eta,
+                           inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,
+                           nll_images=args.nll_images, nll_timesteps=args.nll_timesteps)
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    """qgfd-eval's parsed options, run: an image or molecule sweep, or a SMILES file scored."""
+    if args.kind == "images":
+        return evaluate_images(image_evaluation(args))
+    if args.samples:
+        return evaluate_smiles_file(SmilesFileScoring(args.samples, args.train, args.test, args.json,
+                                                      fcd=not args.no_fcd, nspdk=not args.no_nspdk))
+    if not args.ckpt:
+        raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
+    return evaluate_molecules(MoleculeEvaluation(sweep_settings(args, [MOLECULE_SAMPLER]), fcd=not args.no_fcd,
+                                                 nspdk=not args.no_nspdk))
+
+
 @command
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return evaluate_images(args) if args.kind == "images" else evaluate_molecules(args)
+    return run_evaluation(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ DIGITS_QGFD = QGFDConfig(alpha=0.5, iterations=4, transition="grid")
 def diffusers_loop(model: ImageDiffusion, sampler: str, num: int, steps: int, seed: int) -> torch.Tensor:
     """diffusers' sampling of the same U-Net and schedule: its pipeline (DDIM) or its scheduler loop; images
     in [0, 1], NCHW."""
-    unet, scheduler = model.ema.module, model.diffusion.scheduler(sampler, steps)
+    unet, scheduler = model.ema.module, model.diffusion.sampler_scheduler(sampler, steps)
     if sampler == "ddim":
         pipeline = DDIMPipeline(unet=unet, scheduler=scheduler)
         pipeline.set_progress_bar_config(disable=True)  # the workbench's side draws none either

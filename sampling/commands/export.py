@@ -30,8 +30,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     check_outputs({"--out": args.out}, {"--ckpt": args.ckpt}, folders=("--out",))
     check_file(args.ckpt, "images", hint="a {found} model has no diffusers pipeline form; qgfd-export takes image models")
-    from models.loading import load_model
-    from models.pipeline import export_pipeline
+    from models.training.loading import load_model
+    from models.training.pipeline import export_pipeline
 
     model = load_model(args.ckpt, "images", "cpu")
     folder = export_pipeline(model, args.out, use_ema=not args.no_ema,

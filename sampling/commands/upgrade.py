@@ -1,7 +1,7 @@
 """Convert a checkpoint written before checkpoint format 2 (flat hyper-parameters, QGFD `steps`/`eps`,
 no qgfd-gen record) into the current format, so that `load_from_checkpoint` and the commands take it.
 
-    python -m models.upgrade OLD.ckpt NEW.ckpt
+    qgfd-upgrade OLD.ckpt NEW.ckpt
 
 Only run it on checkpoints you trust: old checkpoints hold pickled config objects, which are read here
 with the project's own config class as the one allowed type.
@@ -22,10 +22,10 @@ from qgfd_gen.checkpoints import FORMAT, RECORD_KEY
 from qgfd_gen.errors import CheckpointError, command
 from qgfd_gen.io import atomic_path
 
-from .gaussian_diffusion import NoiseSchedule
-from .graph_transformer import GraphTransformerConfig
-from .training import OptimizerConfig
-from .unet import UNetConfig
+from models.processes.gaussian_diffusion import NoiseSchedule
+from models.networks.graph_transformer import GraphTransformerConfig
+from models.training.optimization import OptimizerConfig
+from models.networks.unet import UNetConfig
 
 OLD_DATAMODULE_KEY = "qgfd_datamodule"
 BOOKKEEPING = ("_class_path", "_instantiator")
@@ -79,7 +79,7 @@ def upgrade_checkpoint(checkpoint: dict) -> dict:
 
 @command
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.upgrade", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="qgfd-upgrade", description=__doc__.split("\n\n")[0])
     parser.add_argument("old")
     parser.add_argument("new")
     args = parser.parse_args(argv)

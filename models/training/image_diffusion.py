@@ -18,25 +18,18 @@ from torch import Tensor, nn
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
-from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings
-from .gaussian_diffusion import GaussianDiffusion, NoiseSchedule
-from .training import OptimizerConfig
-from .unet import UNetConfig, build_unet
+from models.processes.adaptive_sampler import AdaptiveSampler, AdaptiveSettings
+from models.processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
+from models.processes.samples import SampleSet
+from .optimization import OptimizerConfig
+from models.networks.unet import UNetConfig, build_unet
 
 
 @dataclass
-class SampleResult:
-    """Images in [0, 1] and what producing them cost."""
+class SampleResult(SampleSet):
+    """Images in [0, 1] and what producing them cost (the fields of SampleSet)."""
 
     images: Tensor  # [num, C, H, W]
-    network_evaluations: float  # mean U-Net calls per sample (early exit ends samples at different steps)
-    qgfd_iterations: Optional[float]  # mean QGFD diffusion iterations per attention call, None without QGFD
-    seconds: float
-    evaluations_min: float = float("nan")
-    evaluations_max: float = float("nan")
-    rejected_steps: float = 0.0  # mean per sample (the adaptive sampler)
-    evaluations: Optional[Tensor] = None  # [num] network calls of each sample
-    rejected: Optional[Tensor] = None  # [num] rejected steps of each sample
 
 
 class ImageDiffusion(DiffusionModule):
@@ -114,15 +107,15 @@ class ImageDiffusion(DiffusionModule):
     # ------------------------------------------------------------------ sampling and likelihood
     @torch.no_grad()
     def sample(self, num: int, sampler: str = "ddim", steps: Optional[int] = 50, eta: float = 0.0, seed: int = 0,
-               use_ema: bool = True, batch_size: int = 64, exit_tol: Optional[float] = None,
+               use_ema: bool = True, batch_size: int = 64, exit_levels: Optional[float] = None,
                adaptive: Optional[AdaptiveSettings] = None, progress: Optional[Callable[[int], None]] = None,
                batches: Optional[Sequence[int]] = None) -> SampleResult:
         """`num` images in [0, 1]. The same seed gives the same images whatever the batch size (the initial
         noise is one stream for all samples). sampler 'adaptive' chooses its own steps per sample (`adaptive`
-        holds rtol and atol; `steps` and `exit_tol` do not apply); exit_tol: see `GaussianDiffusion.reverse`.
+        holds rtol and atol; `steps` and `exit_levels` do not apply); exit_levels: see `GaussianDiffusion.reverse`.
         batches: run only the batches starting at these sample indices (multiples of batch_size), as one
         process of several does; the images are those a single process gives for the same indices."""
-        self._check_sampling(num, sampler, steps, eta, exit_tol, adaptive)
+        self._check_sampling(num, sampler, steps, eta, exit_levels, adaptive)
         was_training, start = self.training, time.perf_counter()
         self.eval()
         net, iterations = self.counting_network(use_ema)
@@ -136,7 +129,7 @@ class ImageDiffusion(DiffusionModule):
             if wanted is not None and lo not in wanted:
                 continue
             generator = torch.Generator().manual_seed(seed * 100_003 + lo)
-            result = self.diffusion.reverse(denoise, noise.to(self.device), sampler, steps, eta, generator, exit_tol,
+            result = self.diffusion.reverse(denoise, noise.to(self.device), sampler, steps, eta, generator, exit_levels,
                                             adaptive)
             outputs.append(result.samples.cpu())
             evaluations.append(result.evaluations)
@@ -148,29 +141,29 @@ class ImageDiffusion(DiffusionModule):
         bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
         if bad:
             raise ValueError(f"{bad} of {len(images)} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
-                             f"exit_tol={exit_tol}); the model or these settings diverge, nothing is kept")
+                             f"exit_levels={exit_levels}); the model or these settings diverge, nothing is kept")
         images = images.clamp(-1, 1).add(1).div(2)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
         used, rejected_steps = torch.cat(evaluations), torch.cat(rejected)
-        return SampleResult(images, float(used.mean()), qgfd_iterations, time.perf_counter() - start,
-                            float(used.min()), float(used.max()), float(rejected_steps.mean()), used, rejected_steps)
+        return SampleResult(evaluations=used, rejected=rejected_steps, qgfd_iterations=qgfd_iterations,
+                            seconds=time.perf_counter() - start, images=images)
 
-    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_tol: Optional[float],
+    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_levels: Optional[float],
                         adaptive: Optional[AdaptiveSettings] = None) -> None:
         """Every argument checked before any work."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
-        if exit_tol is not None and not exit_tol > 0:
-            raise ValueError(f"exit_tol={exit_tol!r}; need a positive tolerance in 8-bit levels (or None)")
+        if exit_levels is not None and not exit_levels > 0:
+            raise ValueError(f"exit_levels={exit_levels!r}; need a positive tolerance in 8-bit levels (or None)")
         if not 0 <= eta <= 1 or (eta and sampler != "ddim"):
             raise ValueError(f"eta={eta!r}; DDIM's eta is a number from 0 to 1, and other samplers take none")
         if sampler == "adaptive":
-            if exit_tol is not None:
-                raise ValueError(f"exit_tol={exit_tol!r}: the adaptive sampler sets its own steps; early exit is "
+            if exit_levels is not None:
+                raise ValueError(f"exit_levels={exit_levels!r}: the adaptive sampler sets its own steps; early exit is "
                                  f"for the fixed-step samplers")
             AdaptiveSampler(self.diffusion.log_snr(), adaptive or AdaptiveSettings()).end()
         else:
-            self.diffusion.scheduler(sampler, steps)
+            self.diffusion.sampler_scheduler(sampler, steps)
 
     @torch.no_grad()
     def nll_bits_per_dim(self, images: Tensor, timesteps: Optional[int] = None, seed: int = 0,

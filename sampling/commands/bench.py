@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from sampling.options import int_list, number_in, positive_int
+from .options import int_list, number_in, positive_int
 
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs, write_json
@@ -185,7 +185,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         meta["ratios"] = unet_ratios(rows)
         print_ratios(meta["ratios"])
     elif args.suite == "sampler":
-        from models.loading import load_model
+        from models.training.loading import load_model
 
         model = load_model(args.ckpt, "images") if args.ckpt else None
         rows = sampler_suite(args.num_images, args.sample_steps, args.repeats, say, model)

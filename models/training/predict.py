@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from sampling.grids import write_image_grid, write_molecule_grid, write_npz, write_smiles
+from models.measures.grids import write_image_grid, write_molecule_grid, write_npz, write_smiles
 
 
 @dataclasses.dataclass

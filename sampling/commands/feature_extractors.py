@@ -6,7 +6,7 @@ TorchScript for `qgfd-eval images --feature-extractor FILE`: FID then is the Fre
 classifier's penultimate features and IS uses its 10-class posteriors. The numbers compare runs of
 this workbench with each other, not with published Inception FIDs.
 
-    python -m sampling.feature_extractors --out digits-classifier.pt
+    qgfd-features --out digits-classifier.pt
 """
 
 from __future__ import annotations

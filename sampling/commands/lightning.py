@@ -103,7 +103,7 @@ class WorkbenchCLI(LightningCLI):
     def before_predict(self) -> None:
         """Prediction draws samples from noise: no data set is read, and the samples are written by a
         models.SampleWriter (one with its defaults is added when the config has none)."""
-        from models.predict import SampleWriter
+        from models.training.predict import SampleWriter
 
         self.datamodule = None
         if not any(isinstance(callback, SampleWriter) for callback in self.trainer.callbacks):

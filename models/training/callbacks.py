@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from sampling.grids import image_grid, write_image_grid, write_molecule_grid
+from models.measures.grids import image_grid, write_image_grid, write_molecule_grid
 
 
 class SampleGridCallback(L.Callback):

@@ -21,9 +21,10 @@ from datamodules.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVoc
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
-from .graph_diffusion import GraphDiffusion
-from .graph_transformer import GraphTransformer, GraphTransformerConfig
-from .training import OptimizerConfig
+from models.processes.graph_diffusion import GraphDiffusion
+from models.processes.samples import SampleSet
+from models.networks.graph_transformer import GraphTransformer, GraphTransformerConfig
+from .optimization import OptimizerConfig
 
 VOCABULARIES = {"qm9": QM9_VOCAB, "zinc": ZINC_VOCAB}
 DEFAULT_QGFD = {"alpha": 0.5, "iterations": 3, "transition": "adjacency"}
@@ -31,19 +32,14 @@ DEFAULT_OPTIMIZER = {"lr": 2e-4, "weight_decay": 1e-12, "warmup_steps": 500, "em
 
 
 @dataclass
-class MoleculeSamples:
+class MoleculeSamples(SampleSet):
+    """Molecules as padded graphs and as RDKit molecules, and what producing them cost (the fields of
+    SampleSet; the molecule chain rejects no steps, so `rejected` is zeros)."""
+
     atoms: Tensor  # [num, n] (-1 = padding)
     bonds: Tensor  # [num, n, n]
     mols: list  # RDKit molecules, None where invalid
     smiles: list  # canonical SMILES, None where invalid
-    network_evaluations: float  # mean network calls per sample
-    qgfd_iterations: Optional[float]
-    seconds: float
-    evaluations_min: float = float("nan")
-    evaluations_max: float = float("nan")
-    rejected_steps: float = 0.0  # the sweep's column; the molecule chain rejects no steps
-    evaluations: Optional[Tensor] = None  # [num] network calls of each sample
-    rejected: Optional[Tensor] = None  # [num] zeros: the chain rejects no steps
 
 
 class MoleculeDiffusion(DiffusionModule):
@@ -116,7 +112,7 @@ class MoleculeDiffusion(DiffusionModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if not self.hparams.test_samples or datamodule is None or not hasattr(datamodule, "smiles"):
             return
-        from sampling.metrics import score_molecules
+        from models.measures.molecule_metrics import score_molecules
 
         samples = self.sample(self.hparams.test_samples, steps=self.hparams.val_sample_steps, seed=0)
         scores = score_molecules(samples.smiles, datamodule.smiles("train"), datamodule.smiles("test"))
@@ -136,7 +132,7 @@ class MoleculeDiffusion(DiffusionModule):
             self.log_dict({"val/validity": len(valid) / len(samples.smiles),
                            "val/uniqueness": len(set(valid)) / max(1, len(valid))}, sync_dist=True)
             return
-        from sampling.metrics import ChemNetReference, MoleculeMetrics, score_molecules
+        from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, score_molecules
 
         if getattr(self, "_val_references", None) is None:
             wanted = self.hparams.val_fcd_reference
@@ -149,17 +145,17 @@ class MoleculeDiffusion(DiffusionModule):
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 512,
-               correct: bool = False, exit_tol: Optional[float] = None,
+               correct: bool = False, exit_share: Optional[float] = None,
                progress: Optional[Callable[[int], None]] = None, batches: Optional[Sequence[int]] = None) -> MoleculeSamples:
         """`num` molecules: sizes from the training distribution, then the reverse chain in `steps` jumps
         (all timesteps when None). Molecule i depends on (seed, i) only: not on the batch size, and every draw
-        stays on the model's device. exit_tol in (0, 1]: per-molecule early exit once the predicted molecule
+        stays on the model's device. exit_share in (0, 1]: per-molecule early exit once the predicted molecule
         has stayed the same valid, connected molecule over that share of the chain's timesteps (see
         GraphDiffusion.sample). batches: run only the batches starting at these indices (one process of several)."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
-        if exit_tol is not None and not 0 < exit_tol <= 1:
-            raise ValueError(f"exit_tol={exit_tol!r}; need a fraction in (0, 1] (or None)")
+        if exit_share is not None and not 0 < exit_share <= 1:
+            raise ValueError(f"exit_share={exit_share!r}; need a fraction in (0, 1] (or None)")
         self.diffusion.timestep_schedule(steps)  # checks steps before any work
         was_training, start = self.training, time.perf_counter()
         self.eval()
@@ -168,7 +164,7 @@ class MoleculeDiffusion(DiffusionModule):
         for lo in range(0, num, batch_size) if batches is None else sorted(batches):
             count = min(batch_size, num - lo)
             index = torch.arange(lo, lo + count, device=self.device)
-            atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_tol, self.is_connected_molecule)
+            atoms, bonds, used = self.diffusion.sample(denoise, index, steps, seed, exit_share, self.is_connected_molecule)
             all_atoms.append(atoms.cpu())
             all_bonds.append(bonds.cpu())
             evaluations.append(used)
@@ -179,9 +175,9 @@ class MoleculeDiffusion(DiffusionModule):
         mols = decode_graphs(atoms, bonds, self.vocab, correct=correct)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None
         used = torch.cat(evaluations)
-        return MoleculeSamples(atoms, bonds, mols, mols_to_smiles(mols), float(used.mean()), qgfd_iterations,
-                               time.perf_counter() - start, float(used.min()), float(used.max()), 0.0, used,
-                               torch.zeros_like(used))
+        return MoleculeSamples(evaluations=used, rejected=torch.zeros_like(used), qgfd_iterations=qgfd_iterations,
+                               seconds=time.perf_counter() - start, atoms=atoms, bonds=bonds, mols=mols,
+                               smiles=mols_to_smiles(mols))
 
     def is_connected_molecule(self, atoms: Tensor, bonds: Tensor) -> Tensor:
         """[B] bool: which padded graphs are valid molecules (RDKit sanitizes them) in one piece."""

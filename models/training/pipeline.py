@@ -27,7 +27,7 @@ from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.errors import CheckpointError, UsageError
 
 from .image_diffusion import ImageDiffusion
-from .unet import UNetConfig, build_unet
+from models.networks.unet import UNetConfig, build_unet
 
 FORMAT = "qgfd-gen-pipeline/1"
 
@@ -39,7 +39,7 @@ def export_pipeline(model: ImageDiffusion, folder: str | Path, use_ema: bool = T
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"{str(folder)!r} exists and is not an empty folder; give a new --out")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    scheduler = model.diffusion.scheduler("ddim", 50)
+    scheduler = model.diffusion.sampler_scheduler("ddim", 50)
     unet = model.sampling_network(use_ema)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

@@ -15,7 +15,7 @@ from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
 from qgfd_gen.errors import UsageError
 
-from .training import OptimizerConfig, adamw_with_warmup, exponential_moving_average
+from .optimization import OptimizerConfig, adamw_with_warmup, exponential_moving_average
 
 
 class DiffusionModule(L.LightningModule):

@@ -33,6 +33,9 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from .log_snr import LogSNRSchedule
+from .samples import ChainResult
+
 # What the adaptive rows of a results folder were sampled with: a folder made by another method is refused.
 METHOD = "dpm-solver++(2m) against ddim, one evaluation per step"
 
@@ -72,39 +75,6 @@ class AdaptiveSettings:
         if not 0 < self.safety <= 1 or not 0 < self.min_factor < 1 < self.max_factor:
             raise ValueError(f"safety={self.safety}, factors {self.min_factor}..{self.max_factor}: need "
                              f"0 < safety <= 1 and min_factor < 1 < max_factor")
-
-
-class LogSNRSchedule:
-    """A discrete schedule's log alpha, linear between its timesteps: alpha, sigma and the continuous
-    timestep for any lambda between the noisiest (index T-1) and the cleanest (index 0) timestep."""
-
-    def __init__(self, alpha_bar: Tensor):
-        self.log_alpha = 0.5 * alpha_bar.double().log()  # decreasing in the timestep index
-        self.lambda_max = float(self.lambda_of(self.log_alpha[0]))
-        self.lambda_min = float(self.lambda_of(self.log_alpha[-1]))
-
-    @staticmethod
-    def lambda_of(log_alpha: Tensor) -> Tensor:
-        return log_alpha - 0.5 * torch.log(-torch.expm1(2 * log_alpha))
-
-    @staticmethod
-    def alpha_sigma(lam: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.sigmoid(2 * lam).sqrt(), torch.sigmoid(-2 * lam).sqrt()
-
-    def timestep(self, lam: Tensor) -> Tensor:
-        """The continuous timestep (0 .. T-1) whose interpolated log alpha gives lambda."""
-        target = -0.5 * torch.nn.functional.softplus(-2 * lam)  # log alpha = -log(1 + e^(-2 lambda)) / 2
-        decreasing = self.log_alpha.to(device=lam.device, dtype=lam.dtype)
-        upper = torch.searchsorted(-decreasing, -target).clamp(1, len(decreasing) - 1)
-        hi, lo = decreasing[upper - 1], decreasing[upper]
-        return (upper - 1 + (hi - target) / (hi - lo)).clamp(0, len(decreasing) - 1)
-
-
-@dataclass
-class AdaptiveResult:
-    samples: Tensor
-    evaluations: Tensor  # [B] network calls per sample
-    rejected: Tensor  # [B] rejected steps per sample
 
 
 class AdaptiveSampler:
@@ -162,7 +132,7 @@ class AdaptiveSampler:
         return end
 
     @torch.no_grad()
-    def sample(self, clean: CleanPredictor, noise: Tensor) -> AdaptiveResult:
+    def sample(self, clean: CleanPredictor, noise: Tensor) -> ChainResult:
         s, sched = self.settings, self.schedule
         count, device = noise.shape[0], noise.device
         x, out = noise.clone(), torch.empty_like(noise)
@@ -196,7 +166,7 @@ class AdaptiveSampler:
             if bool(done.any()):
                 keep = ~done
                 alive, x, lam, step, step_p, clean_p = alive[keep], x[keep], lam[keep], step[keep], step_p[keep], clean_p[keep]
-        return AdaptiveResult(out, evaluations, rejected)
+        return ChainResult(out, evaluations, rejected)
 
 
 def _shape(x: Tensor) -> tuple[int, ...]:

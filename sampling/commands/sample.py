@@ -13,17 +13,19 @@ import sys
 import time
 from typing import Optional
 
-from models.adaptive_sampler import AdaptiveSettings
-from models.loading import load_model
-from models.gaussian_diffusion import SAMPLERS
+from models.processes.adaptive_sampler import AdaptiveSettings
+from models.training.loading import load_model
+from models.processes.gaussian_diffusion import SAMPLERS
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
 
-from .grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
-from .distributed import Shard, launch
-from .options import add_device_options, add_end_log_snr_option, device, positive_float, positive_int, progress_bar, unit_interval
-from .sweep import adaptive_label
+from models.measures.grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
+from sampling.distributed import Shard, launch
+from sampling.progress import progress_bar
+
+from .options import add_device_options, add_end_log_snr_option, device, positive_float, positive_int, unit_interval
+from sampling.sweep import adaptive_label
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="kind", required=True)
     images = sub.add_parser("images", help="an image grid (and optionally every image, an .npz)")
     images.add_argument("--ckpt", required=True)
-    images.add_argument("--num", type=positive_int, default=64)
+    images.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=64)
     images.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     images.add_argument("--steps", type=positive_int, default=50, help="sampler steps (not for --sampler adaptive)")
     images.add_argument("--rtol", type=positive_float, default=AdaptiveSettings.rtol,
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_options(images)
     mols = sub.add_parser("molecules", help="an RDKit grid and a SMILES file (empty line = invalid)")
     mols.add_argument("--ckpt", required=True)
-    mols.add_argument("--num", type=positive_int, default=100)
+    mols.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=100)
     mols.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
     mols.add_argument("--seed", type=int, default=0)
     mols.add_argument("--out", default="molecules.png")
@@ -70,7 +72,7 @@ def sample_images(args: argparse.Namespace) -> None:
                   folders=("--images-dir",))
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
         check_file(args.ckpt, "images")
-    launch(_sample_images, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
+    launch(_sample_images, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
 
 
 def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
@@ -80,10 +82,10 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
     label = adaptive_label(args.rtol, args.atol, args.end_log_snr) if adaptive else f"{args.sampler} {args.steps} steps"
     started = time.perf_counter()
     with progress_bar(shard) as bar:
-        task = bar.add_task(label, total=shard.share(args.num, args.batch_size))
-        result = model.sample(args.num, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
+        task = bar.add_task(label, total=shard.share(args.num_samples, args.batch_size))
+        result = model.sample(args.num_samples, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
                               use_ema=not args.no_ema, batch_size=args.batch_size, adaptive=adaptive,
-                              progress=lambda n: bar.advance(task, n), batches=shard.batches(args.num, args.batch_size))
+                              progress=lambda n: bar.advance(task, n), batches=shard.batches(args.num_samples, args.batch_size))
     result = shard.gather(result, started, args.batch_size)
     if not shard.is_main:
         return
@@ -94,7 +96,7 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
         write_npz(result.images, args.npz)
     spread = (f" (min {result.evaluations_min:g}, max {result.evaluations_max:g}, {result.rejected_steps:.1f} rejected "
               f"steps per image)" if adaptive else "")
-    print(f"wrote {args.out}: {args.num} images, {result.network_evaluations:g} network evaluations per image{spread}, "
+    print(f"wrote {args.out}: {args.num_samples} images, {result.network_evaluations:g} network evaluations per image{spread}, "
           f"{result.seconds:.1f} s")
 
 
@@ -102,25 +104,25 @@ def sample_molecules(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
         check_file(args.ckpt, "molecules")
-    launch(_sample_molecules, args, args.devices, args.num_nodes, args.device, args.num, args.batch_size)
+    launch(_sample_molecules, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
 
 
 def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
     model = load_model(args.ckpt, "molecules", shard.device(args.device))
     started = time.perf_counter()
     with progress_bar(shard) as bar:
-        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num, args.batch_size))
-        result = model.sample(args.num, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
+        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))
+        result = model.sample(args.num_samples, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
                               batch_size=args.batch_size, correct=args.correct, progress=lambda n: bar.advance(task, n),
-                              batches=shard.batches(args.num, args.batch_size))
+                              batches=shard.batches(args.num_samples, args.batch_size))
     result = shard.gather(result, started, args.batch_size)
     if not shard.is_main:
         return
     write_smiles(result.smiles, args.smiles)
     write_molecule_grid(result.mols[: args.grid_max], args.out, per_row=args.per_row)
     valid = sum(s is not None for s in result.smiles)
-    print(f"wrote {args.smiles} and {args.out}: {args.num} molecules, {valid} valid "
-          f"({100 * valid / args.num:.1f}%{', with valency correction' if args.correct else ''}), {result.seconds:.1f} s")
+    print(f"wrote {args.smiles} and {args.out}: {args.num_samples} molecules, {valid} valid "
+          f"({100 * valid / args.num_samples:.1f}%{', with valency correction' if args.correct else ''}), {result.seconds:.1f} s")
 
 
 @command

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def eval_arguments(plan: StudyPlan, checkpoint: Path, out: Path) -> argparse.Namespace:
     """qgfd-eval's arguments for one run, from the study's `evaluate` mapping."""
-    from sampling.evaluate import build_parser as eval_parser
+    from .evaluate import build_parser as eval_parser
 
     argv = [plan.kind, "--ckpt", str(checkpoint), "--out", str(out), *plan.eval_options()]
     try:
@@ -56,7 +56,7 @@ def check_evaluation(plan: StudyPlan, out: Path) -> None:
     for name in ("feature_extractor", "inception_weights", "data_dir"):
         path = getattr(args, name, None)
         if path and not Path(path).exists():
-            hint = " (make it: python -m sampling.feature_extractors --out FILE)" if name == "feature_extractor" else ""
+            hint = " (make it: qgfd-features --out FILE)" if name == "feature_extractor" else ""
             raise UsageError(f"evaluate.{name}={path!r} does not exist{hint}")
 
 
@@ -116,11 +116,9 @@ def final_training_loss(folder: Path, last: int = 10) -> Optional[float]:
 def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     """qgfd-eval on the run's final checkpoint; the metrics of each evaluated setting (suffixed with the
     sampler steps when the evaluation sweeps more than one)."""
-    from sampling.evaluate_images import evaluate_images
-    from sampling.evaluate_molecules import evaluate_molecules
+    from .evaluate import run_evaluation
 
-    args = eval_arguments(plan, run.folder / "final.ckpt", run.folder / "eval")
-    (evaluate_images if plan.kind == "images" else evaluate_molecules)(args)
+    run_evaluation(eval_arguments(plan, run.folder / "final.ckpt", run.folder / "eval"))
     data = json.loads((run.folder / "eval" / "results.json").read_text())
     rows = data["rows"]
     scores: dict[str, Any] = {}

@@ -31,50 +31,38 @@ class SampleQualityCallback(L.Callback):
         self.every_n_epochs, self.num_samples, self.sampler, self.steps, self.seed = every_n_epochs, num_samples, sampler, steps, seed
         self.feature_extractor, self.inception_weights = feature_extractor, inception_weights
         self.kid_subset_size = min(kid_subset_size, num_samples)
-        self.fid = self.kid = None
+        self.quality = None
         self.last: dict[str, float] = {}
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         """Build the metrics now, so that a missing extractor or Inception weights stop the run before training."""
-        if stage != "fit" or self.fid is not None:
+        if stage != "fit" or self.quality is not None:
             return
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.kid import KernelInceptionDistance
+        from models.measures.image_metrics import ImageQuality, InceptionUnavailable
 
-        from sampling.metrics import ExtractorFeatures, InceptionUnavailable, inception_weights_path
-
+        extractor = None
         if self.feature_extractor:
             if not Path(self.feature_extractor).is_file():
                 raise DataUnavailableError(f"feature_extractor {self.feature_extractor!r} does not exist; for digits make it "
-                                           f"with: python -m sampling.feature_extractors --out {self.feature_extractor}")
-            feature = ExtractorFeatures(torch.jit.load(self.feature_extractor, map_location="cpu").eval())
-            self.fid = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=False)
-            self.kid = KernelInceptionDistance(feature=feature, normalize=True, reset_real_features=False,
-                                               subset_size=self.kid_subset_size)
-        else:
-            try:
-                weights = str(inception_weights_path(self.inception_weights))
-            except InceptionUnavailable as error:
-                raise DataUnavailableError(f"SampleQualityCallback: {error}") from None
-            self.fid = FrechetInceptionDistance(feature=2048, normalize=True, reset_real_features=False,
-                                                feature_extractor_weights_path=weights)
-            self.kid = KernelInceptionDistance(feature=2048, normalize=True, reset_real_features=False,
-                                               subset_size=self.kid_subset_size, feature_extractor_weights_path=weights)
+                                           f"with: qgfd-features --out {self.feature_extractor}")
+            extractor = torch.jit.load(self.feature_extractor, map_location="cpu").eval()
+        try:
+            self.quality = ImageQuality(extractor, self.inception_weights, want_fid=True, want_is=False, want_kid=True,
+                                        kid_subset_size=self.kid_subset_size)
+        except InceptionUnavailable as error:
+            raise DataUnavailableError(f"SampleQualityCallback: {error}") from None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs or self.fid is None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs or self.quality is None:
             return
         from datamodules.images import first_images
-        from sampling.metrics import rgb
 
-        if not bool(self.fid.real_features_num_samples):
-            real = first_images(trainer.datamodule.train_set, self.num_samples).add(1).div(2)
-            for metric in (self.fid, self.kid):
-                metric.update(rgb(real), real=True)
+        quality = self.quality
+        if not quality.has_real:
+            quality.update_real(first_images(trainer.datamodule.train_set, self.num_samples).add(1).div(2))
         images = pl_module.sample(self.num_samples, sampler=self.sampler, steps=self.steps, seed=self.seed).images
-        for metric in (self.fid, self.kid):
-            metric.reset()  # the fake features only: reset_real_features=False
-            metric.update(rgb(images), real=False)
-        kid_mean, _ = self.kid.compute()
-        self.last = {"val/fid": float(self.fid.compute()), "val/kid": float(kid_mean)}
+        quality.reset_fake()  # the fake features only: the real ones are kept
+        quality.update_fake(images)
+        scores = quality.compute()
+        self.last = {"val/fid": scores["fid"], "val/kid": scores["kid"]}
         pl_module.log_dict(self.last, sync_dist=True)

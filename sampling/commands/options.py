@@ -1,4 +1,4 @@
-"""Command-line value types and the progress bar shared by the sampling and evaluation commands."""
+"""Command-line value types shared by the commands."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ import math
 from typing import Callable
 
 import torch
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-
-def progress_bar(shard=None) -> Progress:
-    """A rich progress bar; under several processes only the main one draws it (the others' would interleave),
-    counting its own share."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), transient=False, disable=shard is not None and not shard.is_main)
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:

@@ -23,20 +23,15 @@ from torch import Tensor, nn
 
 from qgfd_gen.config import coerce_config
 
-from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings, LogSNRSchedule
+from .adaptive_sampler import AdaptiveSampler, AdaptiveSettings
 from .early_exit import EarlyExit
+from .log_snr import LogSNRSchedule
+from .samples import ChainResult
 
 FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++")
 SAMPLERS = FIXED_SAMPLERS + ("adaptive",)
 PREDICTIONS = ("epsilon", "v_prediction")
 Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t [B, C, H, W], timesteps [B]) -> network output
-
-
-@dataclass
-class ReverseResult:
-    samples: Tensor  # [B, C, H, W], x_0 as the sampler leaves it (unclamped)
-    evaluations: Tensor  # [B] network calls per sample
-    rejected: Tensor  # [B] rejected steps per sample (adaptive sampler; zero for the fixed ones)
 
 
 @dataclass
@@ -66,12 +61,12 @@ class GaussianDiffusion(nn.Module):
     def __init__(self, schedule: NoiseSchedule):
         super().__init__()
         self.schedule = schedule
-        self.noise_scheduler = DDPMScheduler(
+        self.ddpm_scheduler = DDPMScheduler(
             num_train_timesteps=schedule.num_train_timesteps, beta_schedule=schedule.beta_schedule,
             beta_start=schedule.beta_start, beta_end=schedule.beta_end, prediction_type=schedule.prediction_type,
             clip_sample=True,
         )
-        self.register_buffer("alpha_bar", self.noise_scheduler.alphas_cumprod.clone(), persistent=False)
+        self.register_buffer("alpha_bar", self.ddpm_scheduler.alphas_cumprod.clone(), persistent=False)
 
     @property
     def num_timesteps(self) -> int:
@@ -111,7 +106,7 @@ class GaussianDiffusion(nn.Module):
         return x0.clamp(-1, 1) if clip else x0
 
     # ------------------------------------------------------------------ reverse process
-    def scheduler(self, sampler: str, steps: int):
+    def sampler_scheduler(self, sampler: str, steps: int):
         """A diffusers scheduler on this schedule, set to `steps` sampler steps."""
         if sampler not in FIXED_SAMPLERS:
             raise ValueError(f"sampler={sampler!r}; choose one of {', '.join(SAMPLERS)}"
@@ -119,7 +114,7 @@ class GaussianDiffusion(nn.Module):
         total = self.num_timesteps
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
             raise ValueError(f"steps={steps!r}; need an integer from 1 to {total} (the training timesteps)")
-        config = self.noise_scheduler.config
+        config = self.ddpm_scheduler.config
         if sampler == "ddpm":
             scheduler = DDPMScheduler.from_config(config)
         elif sampler == "ddim":
@@ -130,25 +125,26 @@ class GaussianDiffusion(nn.Module):
         return scheduler
 
     def log_snr(self) -> LogSNRSchedule:
+        """The schedule's log-SNR (float64, on the CPU)."""
         return LogSNRSchedule(self.alpha_bar.cpu())
 
     def reverse(self, denoise: Denoiser, x: Tensor, sampler: str, steps: Optional[int] = None, eta: float = 0.0,
-                generator: Optional[torch.Generator] = None, exit_tol: Optional[float] = None,
-                adaptive: Optional[AdaptiveSettings] = None) -> ReverseResult:
+                generator: Optional[torch.Generator] = None, exit_levels: Optional[float] = None,
+                adaptive: Optional[AdaptiveSettings] = None) -> ChainResult:
         """Run the reverse process from noise `x` with a fixed-step sampler (`steps` steps), or with the
-        error-controlled `adaptive` sampler (its settings; `steps` unused). exit_tol (fixed-step samplers):
+        error-controlled `adaptive` sampler (its settings; `steps` unused). exit_levels (fixed-step samplers):
         a sample leaves the batch with its predicted clean image once `early_exit.EarlyExit` says it settled."""
         if sampler == "adaptive":
             result = AdaptiveSampler(self.log_snr(), adaptive or AdaptiveSettings()).sample(self._clean_predictor(denoise), x)
-            return ReverseResult(result.samples, result.evaluations.float(), result.rejected.float())
-        scheduler = self.scheduler(sampler, steps)
+            return ChainResult(result.samples, result.evaluations.float(), result.rejected.float())
+        scheduler = self.sampler_scheduler(sampler, steps)
         out = torch.empty_like(x)
         alive = torch.arange(x.shape[0], device=x.device)  # which samples of the batch are still running
         evaluations = torch.zeros(x.shape[0])
         step_kwargs = {"eta": eta} if sampler == "ddim" else {}
-        log_snr = LogSNRSchedule.lambda_of(0.5 * self.alpha_bar.cpu().double().log())  # (MPS has no float64)
+        log_snr = self.log_snr().lambdas  # on the CPU in float64 (MPS has no float64)
         last = len(scheduler.timesteps) - 1
-        exit_rule = EarlyExit(exit_tol, float(log_snr[0])) if exit_tol is not None else None
+        exit_rule = EarlyExit(exit_levels, float(log_snr[0])) if exit_levels is not None else None
         for index, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
             output = denoise(x, timesteps)
@@ -160,14 +156,14 @@ class GaussianDiffusion(nn.Module):
                     out[alive[settled]] = x0[settled]
                     keep = ~settled
                     if not bool(keep.any()):
-                        return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
+                        return ChainResult(out, evaluations, torch.zeros_like(evaluations))
                     alive, x, output = alive[keep], x[keep], output[keep]
                     exit_rule.keep(keep)
                     _keep_in_scheduler(scheduler, keep)
             noise_kwargs = {"generator": _device_generator(generator, x.device)} if sampler != "dpm++" else {}
             x = scheduler.step(output, t, x, **step_kwargs, **noise_kwargs).prev_sample
         out[alive] = x
-        return ReverseResult(out, evaluations, torch.zeros_like(evaluations))
+        return ChainResult(out, evaluations, torch.zeros_like(evaluations))
 
     def _clean_predictor(self, denoise: Denoiser):
         """(x, alpha, sigma, continuous timestep) -> the clipped clean image, for the adaptive sampler."""

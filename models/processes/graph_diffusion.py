@@ -111,14 +111,14 @@ class GraphDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, denoise: GraphDenoiser, index: Tensor, steps: Optional[int], seed: int,
-               exit_tol: Optional[float] = None, is_settled: Optional[GraphCheck] = None) -> tuple[Tensor, Tensor, Tensor]:
+               exit_share: Optional[float] = None, is_settled: Optional[GraphCheck] = None) -> tuple[Tensor, Tensor, Tensor]:
         """One graph per sample index (`index`, long, on the device that samples): (atoms [count, n] with -1 at
         padding, bonds [count, n, n], network calls per sample). Every random draw comes from counter-based
         noise keyed by (seed, sample index, step): a molecule is the same whatever batch it is sampled in.
 
-        exit_tol in (0, 1] (with `is_settled`, which says which predicted graphs are acceptable molecules): a
+        exit_share in (0, 1] (with `is_settled`, which says which predicted graphs are acceptable molecules): a
         molecule leaves the batch once its predicted clean graph stayed the same, and accepted by is_settled,
-        over a stretch of the chain of at least exit_tol of its timesteps. The stretch is measured in
+        over a stretch of the chain of at least exit_share of its timesteps. The stretch is measured in
         timesteps, not steps, so one tolerance means the same at 100 and at 500 steps; the molecule returned
         is that graph. (Also asking the chain's own noisy graph to equal the prediction saved under 16% of
         the evaluations on the QM9 CPU model: bonds keep flipping in the chain long after the prediction holds.)"""
@@ -133,11 +133,11 @@ class GraphDiffusion(nn.Module):
             time = torch.full((len(alive),), t, device=device, dtype=torch.long).float() / self.num_timesteps
             atom_logits, bond_logits = denoise(x, e, time, node_mask)
             evaluations[alive.cpu()] += 1
-            if exit_tol is not None and s > 0:
+            if exit_share is not None and s > 0:
                 clean = (atom_logits.argmax(-1), symmetric_upper(bond_logits.argmax(-1)))
                 if previous is not None:
                     streak_start = self._settled_streak(clean, previous, node_mask, streak_start, t, is_settled)
-                    settled = (streak_start >= 0) & (streak_start - t >= exit_tol * self.num_timesteps)
+                    settled = (streak_start >= 0) & (streak_start - t >= exit_share * self.num_timesteps)
                     final_atoms[alive[settled]], final_bonds[alive[settled]] = clean[0][settled], clean[1][settled]
                     keep = ~settled
                     alive, node_mask, atoms, e, streak_start = alive[keep], node_mask[keep], atoms[keep], e[keep], streak_start[keep]

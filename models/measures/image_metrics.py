@@ -1,0 +1,139 @@
+"""Image metrics: FID, KID and IS through torchmetrics, on InceptionV3 (torch-fidelity's weights, which must
+be on disk here) or on any feature extractor module (the digits classifier; a small one in tests). One
+builder, `ImageQuality`, serves the training-time callback and the evaluation commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+
+
+class InceptionUnavailable(RuntimeError):
+    """InceptionV3 weights are neither given nor in the torch hub cache, and nothing is downloaded here."""
+
+
+def inception_weights_path(explicit: Optional[str] = None) -> Path:
+    """The InceptionV3 (torch-fidelity) weights file: `explicit`, else $TORCH_HOME/hub/checkpoints/<file>."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise InceptionUnavailable(f"--inception-weights {str(path)!r} is not a file")
+        return path
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    path = torch_home / "hub" / "checkpoints" / INCEPTION_FILE
+    if not path.is_file():
+        raise InceptionUnavailable(
+            f"InceptionV3 weights are missing: {INCEPTION_FILE} is not in {str(path.parent)!r}. Download it from "
+            f"{INCEPTION_URL} and put it there (or pass --inception-weights PATH). FID and IS were not computed."
+        )
+    return path
+
+
+IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their spread (Salimans et al.)
+
+
+class ImageQuality(nn.Module):
+    """FID, KID and IS over one feature extractor: the one builder of image metrics, for the training-time
+    callback and the evaluation commands. `feature_extractor=None` uses InceptionV3 (weights from
+    `inception_weights`); a custom module maps images in [0, 1] to logits (IS) and exposes `features(x)`
+    [B, F] (FID, KID). Real statistics survive `reset_fake`. Computed where the images are (under several
+    processes the main one gathers every share first, and a callback's ranks sample the same images), so the
+    metrics never sync."""
+
+    def __init__(self, feature_extractor: Optional[nn.Module] = None, inception_weights: Optional[str] = None,
+                 want_fid: bool = True, want_is: bool = True, want_kid: bool = False, kid_subset_size: int = 100):
+        super().__init__()
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.inception import InceptionScore
+        from torchmetrics.image.kid import KernelInceptionDistance
+
+        self.fid = self.kid = self.inception_score = None
+        common = {"normalize": True, "sync_on_compute": False}
+        if feature_extractor is None:
+            from torchmetrics.image.fid import NoTrainInceptionV3
+
+            weights = str(inception_weights_path(inception_weights))
+            features = {"feature": 2048, "feature_extractor_weights_path": weights}
+            logits = {"feature": NoTrainInceptionV3("inception-v3-compat", ["logits_unbiased"],
+                                                    feature_extractor_weights_path=weights)} if want_is else {}
+        else:
+            features = {"feature": ExtractorFeatures(feature_extractor)}
+            logits = {"feature": feature_extractor, "splits": IS_SPLITS}
+        if want_fid:
+            self.fid = FrechetInceptionDistance(reset_real_features=False, **features, **common)
+        if want_kid:
+            self.kid = KernelInceptionDistance(reset_real_features=False, subset_size=kid_subset_size, **features, **common)
+        if want_is:
+            self.inception_score = InceptionScore(**logits, **common)
+
+    def update_real(self, images: Tensor) -> None:
+        for metric in (self.fid, self.kid):
+            if metric is not None:
+                metric.update(rgb(images), real=True)
+
+    def update_fake(self, images: Tensor) -> None:
+        for metric in (self.fid, self.kid):
+            if metric is not None:
+                metric.update(rgb(images), real=False)
+        if self.inception_score is not None:
+            self.inception_score.update(rgb(images))
+
+    @property
+    def has_real(self) -> bool:
+        metric = self.fid if self.fid is not None else self.kid
+        return metric is not None and bool(metric.real_features_num_samples if metric is self.fid else len(metric.real_features))
+
+    def real_state(self) -> dict[str, Tensor]:
+        """Real-data statistics, to cache once per data set and resolution."""
+        f = self.fid
+        return {"sum": f.real_features_sum, "cov_sum": f.real_features_cov_sum, "num": f.real_features_num_samples}
+
+    def load_real_state(self, state: dict[str, Tensor]) -> None:
+        f = self.fid
+        f.real_features_sum, f.real_features_cov_sum, f.real_features_num_samples = state["sum"], state["cov_sum"], state["num"]
+
+    def compute(self) -> dict[str, float]:
+        out = {}
+        if self.fid is not None:
+            out["fid"] = float(self.fid.compute())
+        if self.kid is not None:
+            with torch.random.fork_rng(devices=[]):  # KID draws random subsets: fixed, so that it is a function of
+                torch.manual_seed(0)  # the images alone and measuring it leaves training's random stream alone
+                mean, std = self.kid.compute()
+            out["kid"], out["kid_std"] = float(mean), float(std)
+        if self.inception_score is not None:
+            with torch.random.fork_rng(devices=[]):  # IS shuffles its features (torch.randperm) before the
+                torch.manual_seed(0)  # splits: a fixed shuffle makes it a function of the images alone
+                mean, std = self.inception_score.compute()
+            out["is"], out["is_std"] = float(mean), float(std)  # std is NaN (null in JSON) with one split
+        return out
+
+    def reset_fake(self) -> None:
+        for metric in (self.fid, self.kid):
+            if metric is not None:
+                metric.reset()  # reset_real_features=False keeps the real statistics
+        if self.inception_score is not None:
+            self.inception_score.reset()
+
+
+def rgb(images: Tensor) -> Tensor:
+    """Grey images as three equal channels, for extractors that take RGB."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+class ExtractorFeatures(nn.Module):
+    """The `features` view of a custom extractor, for FID."""
+
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        self.extractor = extractor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.extractor.features(x)

@@ -1,0 +1,2 @@
+"""What is trained: the LightningModules (network + process), their optimiser and EMA, callbacks, loading
+and export."""

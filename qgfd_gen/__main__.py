@@ -1,5 +1,0 @@
-import sys
-
-from .commands.lightning import main
-
-sys.exit(main())

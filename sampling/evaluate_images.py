@@ -15,7 +15,7 @@ from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, Adaptiv
 from models.processes.early_exit import EXIT_METHOD
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
-from qgfd_gen.errors import CheckpointError
+from qgfd_gen.errors import CheckpointError, DataUnavailableError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
 from models.measures.image_metrics import ImageQuality, InceptionUnavailable
@@ -24,22 +24,28 @@ from .results import SweepResults
 from .settings import ImageEvaluation, SweepSettings
 from .sweep import run_sweep
 
-IMAGE_METRICS = ("fid", "is", "nll")
+IMAGE_METRICS = ("fid", "kid", "is", "nll")
+RESIZE = "torch-fidelity's TensorFlow 1.x bilinear resize to 299 x 299, from uint8 = (x * 255).byte()"
+KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
+FULL_FID_SAMPLES = 10_000  # the field's least count for FID; fewer are labelled with their count
 
 
 def build_image_quality(settings: ImageEvaluation) -> tuple[Optional[ImageQuality], Optional[str], str]:
-    """The FID/IS metric object (or None with the reason) and an id of its feature extractor."""
-    want_fid, want_is = "fid" in settings.metrics, "is" in settings.metrics
-    if not (want_fid or want_is):
+    """The FID / KID / IS metric object (or None), what it cannot compute here (or None), and the id of its
+    network (recorded with every result, and part of the reference statistics' cache key)."""
+    want_fid, want_kid, want_is = ("fid" in settings.metrics, "kid" in settings.metrics, "is" in settings.metrics)
+    if not (want_fid or want_kid or want_is):
         return None, None, ""
+    subset = min(KID_SUBSET_SIZE, settings.sweep.num_samples)  # KID's subsets cannot exceed the sample count
     if settings.feature_extractor:
         extractor = torch.jit.load(settings.feature_extractor, map_location="cpu").eval()
-        quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is)
+        quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is, want_kid=want_kid, kid_subset_size=subset)
         return quality, None, "custom-" + file_digest(settings.feature_extractor)
     try:
-        return ImageQuality(None, settings.inception_weights, want_fid, want_is), None, "inception-v3"
-    except InceptionUnavailable as error:
+        quality = ImageQuality(None, settings.inception_weights, want_fid, want_is, want_kid, kid_subset_size=subset)
+    except (InceptionUnavailable, DataUnavailableError) as error:
         return None, str(error), ""
+    return quality, quality.unavailable, quality.network
 
 
 def load_or_compute_real_statistics(quality: ImageQuality, datamodule, sweep: SweepSettings, extractor_id: str) -> None:
@@ -112,11 +118,14 @@ def _evaluate_images(shard: Shard, job: tuple[ImageEvaluation, Optional[str]]) -
             for lo in range(0, len(result.images), sweep.batch_size):
                 quality.update_fake(result.images[lo : lo + sweep.batch_size])
             scores.update(quality.compute())
+            scores.update(reference_images=quality.real_count, fid_network=quality.network)
+            if quality.fid is not None and len(result.images) < FULL_FID_SAMPLES:  # small-sample FID is biased up
+                scores["fid_label"] = f"FID@{len(result.images)}"
         if nll is not None:
             scores["nll_bpd"] = nll
         return scores
 
-    run_sweep(model, sweep, results, draw, score, ("fid", "is", "nll_bpd"), shard)
+    run_sweep(model, sweep, results, draw, score, ("fid", "kid", "is", "nll_bpd"), shard)
     if not shard.is_main:
         return None
     samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
@@ -138,9 +147,10 @@ def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
                 "feature_extractor": extractor_id or None, "nll_images": settings.nll_images,
                 "nll_timesteps": settings.nll_timesteps, "qgfd_max_iterations": sweep.qgfd_max_iterations,
                 "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
-    meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable}
-    results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
-    if quality is not None and quality.fid is not None:
+    meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable,
+            "fid_network": extractor_id or None, "resize": RESIZE if quality is not None and not settings.feature_extractor else None}
+    results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "kid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
+    if quality is not None and (quality.fid is not None or quality.kid is not None):
         load_or_compute_real_statistics(quality, datamodule, sweep, extractor_id)
     nll = held_out_nll(model, datamodule, settings) if "nll" in settings.metrics else None
     return results, quality, unavailable, nll

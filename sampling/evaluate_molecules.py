@@ -12,13 +12,13 @@ from rdkit import Chem
 
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
+from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
+from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, file_digest, write_json
 
-from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
-from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from .distributed import Shard, launch
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring

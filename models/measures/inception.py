@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -90,19 +91,18 @@ def convert(source: Path) -> dict[str, Tensor]:
 
 
 def _skeleton() -> dict[str, Tensor]:
-    """The state dict layout of torch-fidelity's Inception, built without loading any weights."""
-    from torch_fidelity import feature_extractor_inceptionv3 as fe
+    """The state dict layout of torch-fidelity's Inception, built without loading any weights (given no file,
+    torch-fidelity would download one: it gets an empty one, which its loading here ignores)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    class Skeleton(fe.FeatureExtractorInceptionV3):
-        def load_state_dict(self, *args, **kwargs):  # skip torch-fidelity's own loading
+    class Skeleton(FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs):
             return None
 
-    original = fe.load_state_dict_from_url  # torch-fidelity would download its file here: nothing to load
-    fe.load_state_dict_from_url = lambda *args, **kwargs: {}
-    try:
-        model = Skeleton("inception-skeleton", ["2048"])
-    finally:
-        fe.load_state_dict_from_url = original
+    with tempfile.TemporaryDirectory() as folder:
+        empty = Path(folder) / "empty.pth"
+        torch.save({}, empty)
+        model = Skeleton("inception-skeleton", ["2048"], feature_extractor_weights_path=str(empty))
     return {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
 
 
@@ -130,7 +130,7 @@ class InceptionFeatures(nn.Module):
 
     num_features = 2048
 
-    def __init__(self, weights: Optional[Path] = None):
+    def __init__(self):
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -140,7 +140,7 @@ class InceptionFeatures(nn.Module):
                     del self.fc  # no classifier weights: no classifier, so no logits and no IS
                 return super().load_state_dict(state_dict, strict=strict)
 
-        weights, self.sha1 = (weights, file_sha1(weights)) if weights is not None else converted_weights()
+        weights, self.sha1 = converted_weights()
         self.network_id = f"{NETWORK}-pool3-{self.sha1[:12]}"
         self.inception = Pool3Inception(self.network_id, ["2048"], feature_extractor_weights_path=str(weights))
 

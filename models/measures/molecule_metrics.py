@@ -1,9 +1,8 @@
-"""Molecule metrics as the field defines them: validity (RDKit sanitization, no correction, over all samples), uniqueness (distinct canonical
-SMILES among the valid), novelty (share of the distinct valid not in the canonical training SMILES),
-FCD against the test set (the `fcd` package and its ChemNet weights). `MoleculeMetrics` is a
-torchmetrics Metric: canonical SMILES travel as 64-bit hashes, so the counts synchronise across ranks.
-
-"""
+"""Molecule metrics as the field defines them: validity (RDKit sanitization, no correction, over all samples),
+uniqueness (distinct canonical SMILES among the valid), novelty (share of the distinct valid not in the
+canonical training SMILES), FCD against the test set (the `fcd` package and its ChemNet weights).
+`MoleculeMetrics` is a torchmetrics Metric: canonical SMILES travel as 64-bit hashes, so the counts
+synchronise across ranks."""
 
 from __future__ import annotations
 

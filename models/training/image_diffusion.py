@@ -15,14 +15,14 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from qgfd_gen.attention import QGFDConfig
-
-from .base import DiffusionModule
+from models.networks.unet import UNetConfig, build_unet
 from models.processes.adaptive_sampler import AdaptiveSampler, AdaptiveSettings
 from models.processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 from models.processes.samples import SampleSet
+from qgfd_gen.attention import QGFDConfig
+
+from .base import DiffusionModule
 from .optimization import OptimizerConfig
-from models.networks.unet import UNetConfig, build_unet
 
 
 @dataclass

@@ -18,12 +18,12 @@ from rdkit import Chem
 from torch import Tensor, nn
 
 from datamodules.chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, decode_graphs, mols_to_smiles
+from models.networks.graph_transformer import GraphTransformer, GraphTransformerConfig
+from models.processes.graph_diffusion import GraphDiffusion
+from models.processes.samples import SampleSet
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
-from models.processes.graph_diffusion import GraphDiffusion
-from models.processes.samples import SampleSet
-from models.networks.graph_transformer import GraphTransformer, GraphTransformerConfig
 from .optimization import OptimizerConfig
 
 VOCABULARIES = {"qm9": QM9_VOCAB, "zinc": ZINC_VOCAB}

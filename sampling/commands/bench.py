@@ -19,8 +19,6 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from .options import int_list, number_in, positive_int
-
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs, write_json
 from qgfd_gen.memory import MemoryTracker
@@ -30,6 +28,7 @@ from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTrans
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
 from .bench_unet import print_unet_table, unet_ratios, unet_suite
+from .options import int_list, number_in, positive_int
 from .timing import interleaved_median_ms
 
 REFERENCE_MAX_N = 1024

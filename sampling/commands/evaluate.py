@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sweep_settings(args: argparse.Namespace, samplers: list[str]) -> SweepSettings:
+def sweep_from_options(args: argparse.Namespace, samplers: list[str]) -> SweepSettings:
     """The parsed options of a sweep, as the evaluations take them."""
     return SweepSettings(
         checkpoint=str(args.ckpt), out=args.out, samplers=tuple(samplers), steps=tuple(args.steps),
@@ -110,7 +110,7 @@ def sweep_settings(args: argparse.Namespace, samplers: list[str]) -> SweepSettin
 
 
 def image_evaluation(args: argparse.Namespace) -> ImageEvaluation:
-    return ImageEvaluation(sweep_settings(args, args.sampler), metrics=tuple(args.metrics), eta=args.eta,
+    return ImageEvaluation(sweep_from_options(args, args.sampler), metrics=tuple(args.metrics), eta=args.eta,
                            inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,
                            nll_images=args.nll_images, nll_timesteps=args.nll_timesteps)
 
@@ -124,7 +124,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
                                                       fcd=not args.no_fcd, nspdk=not args.no_nspdk))
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
-    return evaluate_molecules(MoleculeEvaluation(sweep_settings(args, [MOLECULE_SAMPLER]), fcd=not args.no_fcd,
+    return evaluate_molecules(MoleculeEvaluation(sweep_from_options(args, [MOLECULE_SAMPLER]), fcd=not args.no_fcd,
                                                  nspdk=not args.no_nspdk))
 
 

@@ -13,19 +13,18 @@ import sys
 import time
 from typing import Optional
 
+from models.measures.grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
 from models.processes.adaptive_sampler import AdaptiveSettings
-from models.training.loading import load_model
 from models.processes.gaussian_diffusion import SAMPLERS
+from models.training.loading import load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
-
-from models.measures.grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
 from sampling.distributed import Shard, launch
 from sampling.progress import progress_bar
+from sampling.sweep import adaptive_label
 
 from .options import add_device_options, add_end_log_snr_option, device, positive_float, positive_int, unit_interval
-from sampling.sweep import adaptive_label
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,10 @@ from typing import Any, Optional
 
 import torch
 
+from datamodules.image_sets import DatasetImages, ImageSet
 from datamodules.images import first_images
 from models.measures.image_metrics import ImageQuality, InceptionUnavailable
+from models.measures.reference_stats import ReferenceKey, reference_statistics
 from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
 from models.processes.early_exit import EXIT_METHOD
 from models.training.loading import load_datamodule, load_model
@@ -20,6 +22,7 @@ from qgfd_gen.errors import CheckpointError, DataUnavailableError
 from qgfd_gen.io import atomic_path, check_outputs, file_digest
 
 from .distributed import Shard, launch
+from .progress import progress_bar
 from .results import SweepResults
 from .settings import ImageEvaluation, SweepSettings
 from .sweep import run_sweep
@@ -30,40 +33,52 @@ KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
 FULL_FID_SAMPLES = 10_000  # the field's least count for FID; fewer are labelled with their count
 
 
-def build_image_quality(settings: ImageEvaluation) -> tuple[Optional[ImageQuality], Optional[str], str]:
-    """The FID / KID / IS metric object (or None), what it cannot compute here (or None), and the id of its
-    network (recorded with every result, and part of the reference statistics' cache key)."""
-    want_fid, want_kid, want_is = ("fid" in settings.metrics, "kid" in settings.metrics, "is" in settings.metrics)
+def build_image_quality(metrics: tuple[str, ...], inception_weights: Optional[str], feature_extractor: Optional[str],
+                        kid_subset_size: int) -> tuple[Optional[ImageQuality], Optional[str]]:
+    """The FID / KID / IS metric object (or None) and what it cannot compute here (or None). Its `network` is the
+    id recorded with every result and part of the reference statistics' key."""
+    want_fid, want_kid, want_is = ("fid" in metrics, "kid" in metrics, "is" in metrics)
     if not (want_fid or want_kid or want_is):
-        return None, None, ""
-    subset = min(KID_SUBSET_SIZE, settings.sweep.num_samples)  # KID's subsets cannot exceed the sample count
-    if settings.feature_extractor:
-        extractor = torch.jit.load(settings.feature_extractor, map_location="cpu").eval()
-        quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is, want_kid=want_kid, kid_subset_size=subset)
-        return quality, None, "custom-" + file_digest(settings.feature_extractor)
+        return None, None
+    if feature_extractor:
+        extractor = torch.jit.load(feature_extractor, map_location="cpu").eval()
+        quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is, want_kid=want_kid,
+                               kid_subset_size=kid_subset_size)
+        quality.network = "custom-" + file_digest(feature_extractor)
+        return quality, None
     try:
-        quality = ImageQuality(None, settings.inception_weights, want_fid, want_is, want_kid, kid_subset_size=subset)
+        quality = ImageQuality(None, inception_weights, want_fid, want_is, want_kid, kid_subset_size=kid_subset_size)
     except (InceptionUnavailable, DataUnavailableError) as error:
-        return None, str(error), ""
-    return quality, quality.unavailable, quality.network
+        return None, str(error)
+    return quality, quality.unavailable
 
 
-def load_or_compute_real_statistics(quality: ImageQuality, datamodule, sweep: SweepSettings, extractor_id: str) -> None:
-    """Real-image FID statistics, cached beside the data per data set, resolution, extractor and count."""
+def resize_of(feature_extractor: Optional[str]) -> Optional[str]:
+    """How images reach the network: the Inception's own resize; a custom extractor takes them as they are."""
+    return None if feature_extractor else RESIZE
+
+
+def fill_reference(quality: ImageQuality, images: ImageSet, resize: Optional[str], batch_size: int) -> ReferenceKey:
+    """The reference statistics of `images` into `quality`: from the cache, or computed once with a progress bar."""
+    start = time.perf_counter()
+    key = ReferenceKey(content=images.content_digest(), network=quality.network, resize=resize, count=len(images))
+    with progress_bar() as bar:
+        task = bar.add_task(f"reference statistics: {images.description}", total=len(images))
+        path, computed = reference_statistics(quality, images.batches(batch_size), key,
+                                              lambda n: bar.advance(task, n))
+    print(f"reference statistics {'computed and cached' if computed else 'from the cache'}: {path} "
+          f"({len(images)} images, {time.perf_counter() - start:.0f} s)")
+    return key
+
+
+def load_or_compute_real_statistics(quality: ImageQuality, datamodule, settings: ImageEvaluation) -> None:
+    """The first `reference_images` training images' statistics, cached by their content, network and resize."""
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module, so there are no real images for FID")
-    size = getattr(datamodule, "image_size", "x")
-    name = f"fid-stats-{type(datamodule).__name__}-{size}px-{extractor_id}-{sweep.num_samples}.pt"
-    path = Path(datamodule.data_dir) / name
-    if path.exists():
-        quality.load_real_state(torch.load(path, weights_only=True))
-        return
     datamodule.setup("fit")
-    images = (first_images(datamodule.train_set, sweep.num_samples) + 1) / 2
-    for lo in range(0, len(images), sweep.batch_size):
-        quality.update_real(images[lo : lo + sweep.batch_size])
-    with atomic_path(path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in quality.real_state().items()}, tmp)
+    count = settings.reference_images or settings.sweep.num_samples
+    images = DatasetImages(datamodule.train_set, count, f"{type(datamodule).__name__}'s training set")
+    fill_reference(quality, images, resize_of(settings.feature_extractor), settings.sweep.batch_size)
 
 
 def held_out_nll(model, datamodule, settings: ImageEvaluation) -> Optional[float]:
@@ -139,18 +154,23 @@ def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
     """The results folder (refused if it holds another run), FID / IS with their real-image statistics, NLL."""
     sweep = settings.sweep
     datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir, flip=False)  # reference images unflipped
-    quality, unavailable, extractor_id = build_image_quality(settings)
+    subset = min(KID_SUBSET_SIZE, sweep.num_samples, settings.reference_images or sweep.num_samples)
+    quality, unavailable = build_image_quality(settings.metrics, settings.inception_weights, settings.feature_extractor,
+                                               subset)  # KID's subsets cannot exceed either set
+    extractor_id = quality.network if quality is not None else ""
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
     identity = {"checkpoint_sha256": digest, "eta": settings.eta, "seed": sweep.seed,
                 "num_samples": sweep.num_samples, "batch_size": sweep.batch_size, "metrics": list(settings.metrics),
                 "feature_extractor": extractor_id or None, "nll_images": settings.nll_images,
-                "nll_timesteps": settings.nll_timesteps, "qgfd_max_iterations": sweep.qgfd_max_iterations,
+                "nll_timesteps": settings.nll_timesteps, **({"reference_images": settings.reference_images}
+                                                             if settings.reference_images else {}),
+                "qgfd_max_iterations": sweep.qgfd_max_iterations,
                 "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable,
-            "fid_network": extractor_id or None, "resize": RESIZE if quality is not None and not settings.feature_extractor else None}
+            "fid_network": extractor_id or None, "resize": resize_of(settings.feature_extractor) if quality is not None else None}
     results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "kid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
     if quality is not None and (quality.fid is not None or quality.kid is not None):
-        load_or_compute_real_statistics(quality, datamodule, sweep, extractor_id)
+        load_or_compute_real_statistics(quality, datamodule, settings)
     nll = held_out_nll(model, datamodule, settings) if "nll" in settings.metrics else None
     return results, quality, unavailable, nll

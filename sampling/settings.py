@@ -47,6 +47,21 @@ class ImageEvaluation:
     feature_extractor: Optional[str] = None
     nll_images: int = 256
     nll_timesteps: Optional[int] = None
+    reference_images: Optional[int] = None  # training images in the FID / KID reference; None: as many as samples
+
+
+@dataclass
+class ImageFileScoring:
+    """`qgfd-eval images --samples DIR|NPZ --reference DIR|NPZ|STATS`: score images made elsewhere."""
+
+    samples: str
+    reference: str
+    json: Optional[str]  # where the scores go; None: printed only
+    metrics: tuple[str, ...] = ("fid", "kid")
+    inception_weights: Optional[str] = None
+    feature_extractor: Optional[str] = None
+    batch_size: int = 100
+    save_reference: Optional[str] = None  # also write the reference's statistics here
 
 
 @dataclass

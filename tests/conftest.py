@@ -30,6 +30,20 @@ TINY_UNET = dict(sample_size=8, in_channels=1, block_out_channels=[16, 32],
                  layers_per_block=1, attention_head_dim=8, norm_num_groups=8, dropout=0.0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def project_cache(tmp_path_factory) -> Path:
+    """The project's derived files (converted Inception, reference statistics) in a folder of this session, so
+    that tests neither read nor fill the user's ~/.cache/qgfd-gen."""
+    folder = tmp_path_factory.mktemp("qgfd-cache")
+    previous = os.environ.get("QGFD_CACHE")
+    os.environ["QGFD_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("QGFD_CACHE", None)
+    else:
+        os.environ["QGFD_CACHE"] = previous
+
+
 def read_qm9_smiles(count: int, offset: int = 0) -> list[str]:
     with open(qm9pack_data_folder() / "qm9_part1.csv", newline="") as handle:
         rows = [row["SMILES"] for _, row in zip(range(offset + count), csv.DictReader(handle))]

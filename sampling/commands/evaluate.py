@@ -3,6 +3,7 @@
     qgfd-eval images --ckpt CKPT --num-samples 50000 --metrics fid,is,nll --steps 10,20,50,100,1000
                      [--sampler ddim,dpm++,adaptive] [--rtol 0.1,0.2] [--atol 0.0078]
                      [--qgfd-tol 1e-3,1e-4] [--exit-levels 4] [--out DIR]
+    qgfd-eval images --samples DIR|NPZ --reference DIR|NPZ|STATS [--metrics fid,kid] [--json OUT.json]
     qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-share 0.1]
     qgfd-eval molecules --samples FILE.smi --train TRAIN.smi --test TEST.smi --json OUT.json
 
@@ -24,9 +25,13 @@ from models.processes.gaussian_diffusion import SAMPLERS
 from qgfd_gen.errors import UsageError, command
 from sampling.evaluate_images import IMAGE_METRICS, evaluate_images
 from sampling.evaluate_molecules import MOLECULE_SAMPLER, evaluate_molecules, evaluate_smiles_file
-from sampling.settings import ImageEvaluation, MoleculeEvaluation, SmilesFileScoring, SweepSettings
+from sampling.score_image_files import score_image_files
+from sampling.settings import ImageEvaluation, ImageFileScoring, MoleculeEvaluation, SmilesFileScoring, SweepSettings
 
 from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
+
+
+FILE_METRICS = ("fid", "kid", "is")  # of image files: no model, so no NLL
 
 
 def sampler_list(text: str) -> list[str]:
@@ -63,10 +68,11 @@ def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qgfd-eval", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
-    images = sub.add_parser("images", help="FID / IS / NLL against sampler steps")
-    images.add_argument("--ckpt", required=True)
+    images = sub.add_parser("images", help="FID / KID / IS / NLL against sampler steps, or of an image set")
+    images.add_argument("--ckpt", default=None)
     _sweep_options(images, "10,20,50,100")
-    images.add_argument("--metrics", type=metric_list, default=list(IMAGE_METRICS))
+    images.add_argument("--metrics", type=metric_list, default=None,
+                        help=f"default {','.join(IMAGE_METRICS)} (with --samples: {','.join(FILE_METRICS)})")
     images.add_argument("--sampler", type=sampler_list, default=["ddim"],
                         help=f"one or more of {','.join(SAMPLERS)} (comma-separated): each is swept")
     images.add_argument("--rtol", type=float_list, default=[AdaptiveSettings.rtol],
@@ -83,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TorchScript module used instead of InceptionV3 (forward -> logits, features -> features)")
     images.add_argument("--nll-images", type=positive_int, default=256, help="test images for NLL")
     images.add_argument("--nll-timesteps", type=positive_int, default=None, help="estimate NLL on this many timesteps")
+    images.add_argument("--reference-images", type=positive_int, default=None,
+                        help="training images in the FID / KID reference (default: as many as --num-samples)")
+    images.add_argument("--samples", default=None,
+                        help="score this image folder or .npz of uint8 images instead of sampling (with --reference)")
+    images.add_argument("--reference", default=None,
+                        help="with --samples: reference images (folder or .npz) or their statistics (.pt that "
+                             "--save-reference wrote, or an .npz of mu and sigma)")
+    images.add_argument("--save-reference", default=None, help="with --samples: also write the reference's statistics here")
+    images.add_argument("--json", default=None, help="with --samples: where to write the scores")
 
     mols = sub.add_parser("molecules", help="validity / uniqueness / novelty / FCD against steps, or of a SMILES file")
     mols.add_argument("--ckpt", default=None)
@@ -110,14 +125,33 @@ def sweep_from_options(args: argparse.Namespace, samplers: list[str]) -> SweepSe
 
 
 def image_evaluation(args: argparse.Namespace) -> ImageEvaluation:
-    return ImageEvaluation(sweep_from_options(args, args.sampler), metrics=tuple(args.metrics), eta=args.eta,
+    return ImageEvaluation(sweep_from_options(args, args.sampler), metrics=tuple(args.metrics or IMAGE_METRICS), eta=args.eta,
                            inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,
-                           nll_images=args.nll_images, nll_timesteps=args.nll_timesteps)
+                           nll_images=args.nll_images, nll_timesteps=args.nll_timesteps,
+                           reference_images=args.reference_images)
+
+
+def image_file_scoring(args: argparse.Namespace) -> ImageFileScoring:
+    """--samples with --reference, refusing the options that only a checkpoint's sweep takes."""
+    if not (args.samples and args.reference):
+        raise UsageError(f"--samples and --reference go together (got only --{'samples' if args.samples else 'reference'})")
+    if args.ckpt:
+        raise UsageError("--ckpt samples a model; --samples scores images already made: give one of them")
+    if args.metrics and "nll" in args.metrics:
+        raise UsageError("--metrics nll needs a model (--ckpt); image files give fid, kid and is")
+    metrics = tuple(args.metrics or FILE_METRICS)
+    return ImageFileScoring(args.samples, args.reference, args.json, metrics=metrics,
+                            inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,
+                            batch_size=min(args.batch_size, 100), save_reference=args.save_reference)
 
 
 def run_evaluation(args: argparse.Namespace) -> int:
     """qgfd-eval's parsed options, run: an image or molecule sweep, or a SMILES file scored."""
     if args.kind == "images":
+        if args.samples or args.reference:
+            return score_image_files(image_file_scoring(args))
+        if not args.ckpt:
+            raise UsageError("give --ckpt CKPT to sample, or --samples DIR|NPZ --reference DIR|NPZ|STATS to score images")
         return evaluate_images(image_evaluation(args))
     if args.samples:
         return evaluate_smiles_file(SmilesFileScoring(args.samples, args.train, args.test, args.json,

@@ -28,7 +28,6 @@ from .settings import ImageEvaluation, SweepSettings
 from .sweep import run_sweep
 
 IMAGE_METRICS = ("fid", "kid", "is", "nll")
-RESIZE = "torch-fidelity's TensorFlow 1.x bilinear resize to 299 x 299, from uint8 = (x * 255).byte()"
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
 FULL_FID_SAMPLES = 10_000  # the field's least count for FID; fewer are labelled with their count
 
@@ -53,15 +52,10 @@ def build_image_quality(metrics: tuple[str, ...], inception_weights: Optional[st
     return quality, quality.unavailable
 
 
-def resize_of(feature_extractor: Optional[str]) -> Optional[str]:
-    """How images reach the network: the Inception's own resize; a custom extractor takes them as they are."""
-    return None if feature_extractor else RESIZE
-
-
-def fill_reference(quality: ImageQuality, images: ImageSet, resize: Optional[str], batch_size: int) -> ReferenceKey:
+def fill_reference(quality: ImageQuality, images: ImageSet, batch_size: int) -> ReferenceKey:
     """The reference statistics of `images` into `quality`: from the cache, or computed once with a progress bar."""
     start = time.perf_counter()
-    key = ReferenceKey(content=images.content_digest(), network=quality.network, resize=resize, count=len(images))
+    key = ReferenceKey.of(images, quality)
     with progress_bar() as bar:
         task = bar.add_task(f"reference statistics: {images.description}", total=len(images))
         path, computed = reference_statistics(quality, images.batches(batch_size), key,
@@ -78,7 +72,7 @@ def load_or_compute_real_statistics(quality: ImageQuality, datamodule, settings:
     datamodule.setup("fit")
     count = settings.reference_images or settings.sweep.num_samples
     images = DatasetImages(datamodule.train_set, count, f"{type(datamodule).__name__}'s training set")
-    fill_reference(quality, images, resize_of(settings.feature_extractor), settings.sweep.batch_size)
+    fill_reference(quality, images, settings.sweep.batch_size)
 
 
 def held_out_nll(model, datamodule, settings: ImageEvaluation) -> Optional[float]:
@@ -168,7 +162,7 @@ def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
                 "qgfd_max_iterations": sweep.qgfd_max_iterations,
                 "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable,
-            "fid_network": extractor_id or None, "resize": resize_of(settings.feature_extractor) if quality is not None else None}
+            "fid_network": extractor_id or None, "resize": quality.resize if quality is not None else None}
     results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "kid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
     if quality is not None and (quality.fid is not None or quality.kid is not None):
         load_or_compute_real_statistics(quality, datamodule, settings)

@@ -13,7 +13,7 @@ from models.measures.reference_stats import load_statistics, save_statistics
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import check_outputs, write_json
 
-from .evaluate_images import FULL_FID_SAMPLES, KID_SUBSET_SIZE, build_image_quality, fill_reference, resize_of
+from .evaluate_images import FULL_FID_SAMPLES, KID_SUBSET_SIZE, build_image_quality, fill_reference
 from .progress import progress_bar
 from .settings import ImageFileScoring
 
@@ -37,7 +37,6 @@ def score_image_files(scoring: ImageFileScoring) -> int:
         raise UsageError(unavailable or f"--metrics {','.join(scoring.metrics)}: nothing to compute on image files")
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    resize = resize_of(scoring.feature_extractor)
     key = None
     if reference is None:
         key = load_statistics(scoring.reference, quality)
@@ -47,7 +46,7 @@ def score_image_files(scoring: ImageFileScoring) -> int:
         if quality.kid is not None:  # KID's subsets cannot exceed the reference, whose size the file told
             quality.kid.subset_size = min(quality.kid.subset_size, quality.real_count)
     else:
-        key = fill_reference(quality, reference, resize, scoring.batch_size)
+        key = fill_reference(quality, reference, scoring.batch_size)
         if scoring.save_reference:
             save_statistics(scoring.save_reference, quality, key)
             print(f"wrote the reference statistics to {scoring.save_reference}")
@@ -61,7 +60,7 @@ def score_image_files(scoring: ImageFileScoring) -> int:
     scores: dict[str, Any] = quality.compute()
     reference_count = quality.real_count if reference is not None or key is not None else None  # mu/sigma: unknown
     scores.update(samples=len(samples), reference_images=reference_count, fid_network=quality.network,
-                  resize=resize, samples_source=str(scoring.samples), reference_source=reference_source,
+                  resize=quality.resize, samples_source=str(scoring.samples), reference_source=reference_source,
                   seconds=round(time.perf_counter() - start, 1), not_computed=unavailable)
     if quality.fid is not None and len(samples) < FULL_FID_SAMPLES:  # small-sample FID is biased upwards
         scores["fid_label"] = f"FID@{len(samples)}"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import CONFIGS
 from datamodules import DataUnavailableError, ImageFolderDataModule
-from models import ImageDiffusion, MoleculeDiffusion
+from models import ImageDiffusion, MoleculeDiffusion, SampleQualityCallback
 from sampling.commands.lightning import main, run_cli
 
 IMAGE_CONFIGS = ["digits", "cifar", "cifar-vanilla", "cifar-cpu", "celeba"]
@@ -25,6 +25,9 @@ def test_config_parses_and_builds(name, tmp_path, monkeypatch):
         assert isinstance(cli.model, MoleculeDiffusion) and cli.model.hparams["qgfd"]["transition"] == "adjacency"
         return
     assert isinstance(cli.model, ImageDiffusion)
+    quality = [c for c in cli.trainer.callbacks if isinstance(c, SampleQualityCallback)]
+    assert len(quality) == (name != "digits")  # FID / KID while training, on the Inception (digits: its classifier)
+    assert all(q.every_n_train_steps and q.feature_extractor is None for q in quality)
     assert cli.model.unet_config.attention == ("vanilla" if name == "cifar-vanilla" else "qgfd")
     if name.startswith("cifar") and name != "cifar-cpu":
         params = sum(p.numel() for p in cli.model.unet.parameters())

@@ -165,3 +165,13 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
     assert record["resumed"] is True and record["steps"] == 6
     steps = [step for step, _ in loss_curve(run.folder)]
     assert steps[0] < 3 and steps[-1] == 5  # the curve spans both attempts (Lightning logs step indices from 0)
+
+
+def test_the_report_names_the_image_network_and_labels_small_sample_fid():
+    from sampling.commands.study_report import network_note
+
+    rows = [{"arm": a, "seed": s, "fid": 30.0 + s, "fid_network": "inception-2015-12-05-pool3-a16e4d89c0ec",
+             "fid_label": "FID@1000", "reference_images": 1000} for a in ("vanilla", "qgfd") for s in (0, 1)]
+    note = " ".join(network_note(rows))
+    assert "`inception-2015-12-05-pool3-a16e4d89c0ec`, 1000 reference images" in note and "FID@1000" in note
+    assert network_note([{"arm": "vanilla", "seed": 0, "validity": 0.9}]) == []

@@ -37,6 +37,7 @@ def inception_weights_path(explicit: Optional[str] = None) -> Path:
     return torch_fidelity_weights_path()
 
 
+RESIZE = "torch-fidelity's TensorFlow 1.x bilinear resize to 299 x 299, from uint8 = (x * 255).byte()"
 IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their spread (Salimans et al.)
 
 
@@ -57,12 +58,13 @@ class ImageQuality(nn.Module):
 
         self.fid = self.kid = self.inception_score = None
         self.unavailable: Optional[str] = None  # a requested metric that cannot be computed here, and why
+        self.resize: Optional[str] = RESIZE  # how images reach the network (a custom extractor takes them as they are)
         common = {"normalize": True, "sync_on_compute": False}
         logits = None
         if feature_extractor is not None:
             features = {"feature": ExtractorFeatures(feature_extractor)}
             logits = {"feature": feature_extractor, "splits": IS_SPLITS}
-            self.network = "custom"
+            self.network, self.resize = "custom", None
         elif inception_weights or torch_fidelity_weights_path().is_file():
             from torchmetrics.image.fid import NoTrainInceptionV3
 

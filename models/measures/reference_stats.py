@@ -37,6 +37,11 @@ class ReferenceKey:
     resize: Optional[str]  # how images reach the network's input size
     count: int  # images in the statistics
 
+    @classmethod
+    def of(cls, images, quality: ImageQuality) -> "ReferenceKey":
+        """The key of an image set (anything with `content_digest()` and a length) on `quality`'s network."""
+        return cls(content=images.content_digest(), network=quality.network, resize=quality.resize, count=len(images))
+
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
 

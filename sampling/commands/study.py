@@ -125,10 +125,12 @@ def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     for row in rows:
         suffix = f"@{row['sampler_steps']}" if len(rows) > 1 else ""
         scores.update({f"{m}{suffix}": row[m] for m in KNOWN_METRICS if m in row})
+        scores.update({k: row[k] for k in PROVENANCE if k in row})  # one network and count for every row of a run
     return scores
 
 
-KNOWN_METRICS = ("fid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd")
+KNOWN_METRICS = ("fid", "kid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd")
+PROVENANCE = ("fid_network", "fid_label", "reference_images")  # which network scored the images, on how many
 
 
 def _float(value: Any) -> Optional[float]:

@@ -18,8 +18,8 @@ from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
 STUDY_FILE = "study.json"
 # metric -> True when higher is better
-QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "fid": False, "is": True,
-           "nll_bpd": False}
+QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "fid": False, "kid": False,
+           "is": True, "nll_bpd": False}
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
 
 
@@ -145,6 +145,19 @@ def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[
     return "\n".join(lines), findings
 
 
+def network_note(rows: list[dict[str, Any]]) -> list[str]:
+    """Which network the image scores come from, and the FID label when samples were fewer than the field's."""
+    networks = sorted({r["fid_network"] for r in rows if r.get("fid_network")})
+    if not networks:
+        return []
+    labels = sorted({r["fid_label"] for r in rows if r.get("fid_label")})
+    references = sorted({r["reference_images"] for r in rows if r.get("reference_images")})
+    label = (f" FID here is {', '.join(labels)}: from fewer than 10,000 samples, biased upwards against published "
+             f"FID-50k; KID (unbiased) beside it." if labels else "")
+    return [f"Image scores: network {', '.join(f'`{n}`' for n in networks)}, "
+            f"{', '.join(map(str, references)) or 'unknown'} reference images.{label}", ""]
+
+
 def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
     quality = metric_columns(rows)
     cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
@@ -160,6 +173,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         f"# Study {plan.name}", "",
         f"Base config `{plan.base}`; {len(plan.arms)} arms, seeds {plan.seeds}; the same budget for every run: "
         f"{budget}. Evaluation of each run's final checkpoint: `qgfd-eval {plan.kind} {options}`.", "",
+        *network_note(rows),
         "Arms (overrides of the base config):", "",
         *[f"- **{arm}**: " + (", ".join(f"`{k}={v}`" for k, v in o.items()) or "the base config") for arm, o in plan.arms.items()],
         "", f"## Mean ± standard deviation over seeds ({len(rows)} runs)", "",

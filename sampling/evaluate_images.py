@@ -25,7 +25,7 @@ from .distributed import Shard, launch
 from .progress import progress_bar
 from .results import SweepResults
 from .settings import ImageEvaluation, SweepSettings
-from .sweep import run_sweep
+from .sweep import check_sweep, run_sweep, writer_lock
 
 IMAGE_METRICS = ("fid", "kid", "is", "nll")
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
@@ -108,39 +108,46 @@ def _evaluate_images(shard: Shard, job: tuple[ImageEvaluation, Optional[str]]) -
     settings, digest = job
     sweep = settings.sweep
     model = load_model(sweep.checkpoint, "images", shard.device(sweep.device))
-    results, quality, unavailable, nll = None, None, None, None
-    if shard.is_main:
-        results, quality, unavailable, nll = _prepare_scoring(model, settings, digest)
 
-    def draw(setting, advance, batches):
-        sampler = setting["sampler"]
-        adaptive = (AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"], end_log_snr=setting["end_log_snr"])
-                    if sampler == "adaptive" else None)
-        return model.sample(sweep.num_samples, sampler=sampler, steps=setting["sampler_steps"],
-                            eta=settings.eta if sampler == "ddim" else 0.0, seed=sweep.seed, batch_size=sweep.batch_size,
-                            exit_levels=setting["exit_tol"], adaptive=adaptive, progress=advance, batches=batches)
+    def adaptive_settings(setting) -> Optional[AdaptiveSettings]:
+        return (AdaptiveSettings(rtol=setting["rtol"], atol=setting["atol"], end_log_snr=setting["end_log_snr"])
+                if setting["sampler"] == "adaptive" else None)
 
-    def score(result) -> dict[str, Any]:
-        scores = {}
-        if quality is not None:
-            quality.reset_fake()
-            for lo in range(0, len(result.images), sweep.batch_size):
-                quality.update_fake(result.images[lo : lo + sweep.batch_size])
-            scores.update(quality.compute())
-            scores.update(reference_images=quality.real_count, fid_network=quality.network)
-            if quality.fid is not None and len(result.images) < FULL_FID_SAMPLES:  # small-sample FID is biased up
-                scores["fid_label"] = f"FID@{len(result.images)}"
-        if nll is not None:
-            scores["nll_bpd"] = nll
-        return scores
+    check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler"], s["sampler_steps"],
+                                                      settings.eta if s["sampler"] == "ddim" else 0.0, s["exit_tol"],
+                                                      adaptive_settings(s)))
+    with writer_lock(shard, sweep.out):  # one run per results folder (the main process holds it)
+        results, quality, unavailable, nll = None, None, None, None
+        if shard.is_main:
+            results, quality, unavailable, nll = _prepare_scoring(model, settings, digest)
 
-    run_sweep(model, sweep, results, draw, score, ("fid", "kid", "is", "nll_bpd"), shard)
-    if not shard.is_main:
-        return None
-    samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
-    plot = results.plot(f"{Path(sweep.checkpoint).name}: {samplers}, {sweep.num_samples} samples, seed {sweep.seed}")
-    print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
-    return 2 if unavailable else 0
+        def draw(setting, advance, batches):
+            sampler = setting["sampler"]
+            return model.sample(sweep.num_samples, sampler=sampler, steps=setting["sampler_steps"],
+                                eta=settings.eta if sampler == "ddim" else 0.0, seed=sweep.seed, batch_size=sweep.batch_size,
+                                exit_levels=setting["exit_tol"], adaptive=adaptive_settings(setting), progress=advance, batches=batches)
+
+        def score(result) -> dict[str, Any]:
+            scores = {}
+            if quality is not None:
+                quality.reset_fake()
+                for lo in range(0, len(result.images), sweep.batch_size):
+                    quality.update_fake(result.images[lo : lo + sweep.batch_size])
+                scores.update(quality.compute())
+                scores.update(reference_images=quality.real_count, fid_network=quality.network)
+                if quality.fid is not None and len(result.images) < FULL_FID_SAMPLES:  # small-sample FID is biased up
+                    scores["fid_label"] = f"FID@{len(result.images)}"
+            if nll is not None:
+                scores["nll_bpd"] = nll
+            return scores
+
+        run_sweep(model, sweep, results, draw, score, ("fid", "kid", "is", "nll_bpd"), shard)
+        if not shard.is_main:
+            return None
+        samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
+        plot = results.plot(f"{Path(sweep.checkpoint).name}: {samplers}, {sweep.num_samples} samples, seed {sweep.seed}")
+        print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+        return 2 if unavailable else 0
 
 
 def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]

@@ -22,7 +22,7 @@ from qgfd_gen.io import check_outputs, file_digest, write_json
 from .distributed import Shard, launch
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring
-from .sweep import run_sweep, summary
+from .sweep import check_sweep, run_sweep, writer_lock, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
 MOLECULE_SAMPLER = "posterior-jump"  # the molecule chain's only sampler: jumps between timesteps by the posterior
@@ -102,19 +102,21 @@ def _evaluate_molecules(shard: Shard, job: tuple[MoleculeEvaluation, Optional[st
     settings, digest = job
     sweep = settings.sweep
     model = load_model(sweep.checkpoint, "molecules", shard.device(sweep.device))
-    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or settings.fcd]
-    results, score = (_prepare_scoring(model, settings, digest, metrics) if shard.is_main else (None, None))
+    check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler_steps"], s["exit_tol"]))
+    with writer_lock(shard, sweep.out):  # one run per results folder (the main process holds it)
+        metrics = [m for m in MOLECULE_METRICS if m != "fcd" or settings.fcd]
+        results, score = (_prepare_scoring(model, settings, digest, metrics) if shard.is_main else (None, None))
 
-    def draw(setting, advance, batches):
-        return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
-                            batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance, batches=batches)
+        def draw(setting, advance, batches):
+            return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
+                                batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance, batches=batches)
 
-    run_sweep(model, sweep, results, draw, score, metrics, shard)
-    if not shard.is_main:
-        return None
-    plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} molecules")
-    print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
-    return 0
+        run_sweep(model, sweep, results, draw, score, metrics, shard)
+        if not shard.is_main:
+            return None
+        plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} molecules")
+        print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+        return 0
 
 
 def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str], metrics: list[str]

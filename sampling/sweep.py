@@ -4,10 +4,12 @@ appended to the results as it finishes."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, Iterable, Optional
 
 from qgfd_gen.attention import override_qgfd
+from qgfd_gen.locks import folder_lock
 
 from .distributed import Shard
 from .progress import progress_bar
@@ -35,6 +37,19 @@ def sweep_settings(samplers: list[str], steps: list[int], qgfd_tol: list[float],
                       "qgfd_tol": None, "exit_tol": None, "rtol": r, "atol": a, "end_log_snr": end_log_snr}
                      for r in rtol for a in atol]
     return settings
+
+
+def writer_lock(shard: Shard, folder) -> contextlib.AbstractContextManager:
+    """The results folder's lock in the main process (which alone writes it); nothing in the others."""
+    return folder_lock(folder) if shard.is_main else contextlib.nullcontext()
+
+
+def check_sweep(sweep: SweepSettings, check: Callable[[dict[str, Any]], None]) -> None:
+    """Every setting of the sweep through `check` (the model's own argument checks), so that a bad one is refused
+    before any results folder, reference statistics or progress bar."""
+    for setting in sweep_settings(list(sweep.samplers), list(sweep.steps), list(sweep.qgfd_tol), list(sweep.exits),
+                                  sweep.rtol, sweep.atol, end_log_snr=sweep.end_log_snr):
+        check(setting)
 
 
 def add_savings(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:

@@ -115,7 +115,7 @@ class ImageDiffusion(DiffusionModule):
         holds rtol and atol; `steps` and `exit_levels` do not apply); exit_levels: see `GaussianDiffusion.reverse`.
         batches: run only the batches starting at these sample indices (multiples of batch_size), as one
         process of several does; the images are those a single process gives for the same indices."""
-        self._check_sampling(num, sampler, steps, eta, exit_levels, adaptive)
+        self.check_sampling(num, sampler, steps, eta, exit_levels, adaptive)
         was_training, start = self.training, time.perf_counter()
         self.eval()
         net, iterations = self.counting_network(use_ema)
@@ -148,9 +148,9 @@ class ImageDiffusion(DiffusionModule):
         return SampleResult(evaluations=used, rejected=rejected_steps, qgfd_iterations=qgfd_iterations,
                             seconds=time.perf_counter() - start, images=images)
 
-    def _check_sampling(self, num: int, sampler: str, steps: Optional[int], eta: float, exit_levels: Optional[float],
-                        adaptive: Optional[AdaptiveSettings] = None) -> None:
-        """Every argument checked before any work."""
+    def check_sampling(self, num: int, sampler: str = "ddim", steps: Optional[int] = 50, eta: float = 0.0,
+                       exit_levels: Optional[float] = None, adaptive: Optional[AdaptiveSettings] = None) -> None:
+        """Every argument of `sample` checked without sampling: commands call it before any progress bar or file."""
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}; need at least 1 sample")
         if exit_levels is not None and not exit_levels > 0:

@@ -144,6 +144,14 @@ class MoleculeDiffusion(DiffusionModule):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
+    def check_sampling(self, num: int, steps: Optional[int] = None, exit_share: Optional[float] = None) -> None:
+        """Every argument of `sample` checked without sampling: commands call it before any progress bar or file."""
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ValueError(f"num={num!r}; need at least 1 sample")
+        if exit_share is not None and not 0 < exit_share <= 1:
+            raise ValueError(f"exit_share={exit_share!r}; need a fraction in (0, 1] (or None)")
+        self.diffusion.timestep_schedule(steps)
+
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 512,
                correct: bool = False, exit_share: Optional[float] = None,
                progress: Optional[Callable[[int], None]] = None, batches: Optional[Sequence[int]] = None) -> MoleculeSamples:
@@ -152,11 +160,7 @@ class MoleculeDiffusion(DiffusionModule):
         stays on the model's device. exit_share in (0, 1]: per-molecule early exit once the predicted molecule
         has stayed the same valid, connected molecule over that share of the chain's timesteps (see
         GraphDiffusion.sample). batches: run only the batches starting at these indices (one process of several)."""
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}; need at least 1 sample")
-        if exit_share is not None and not 0 < exit_share <= 1:
-            raise ValueError(f"exit_share={exit_share!r}; need a fraction in (0, 1] (or None)")
-        self.diffusion.timestep_schedule(steps)  # checks steps before any work
+        self.check_sampling(num, steps, exit_share)
         was_training, start = self.training, time.perf_counter()
         self.eval()
         denoise, iterations = self.counting_network(use_ema)

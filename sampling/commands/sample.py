@@ -20,6 +20,7 @@ from models.training.loading import load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
+from qgfd_gen.locks import folder_lock
 from sampling.distributed import Shard, launch
 from sampling.progress import progress_bar
 from sampling.sweep import adaptive_label
@@ -79,6 +80,7 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
     adaptive = (AdaptiveSettings(rtol=args.rtol, atol=args.atol, end_log_snr=args.end_log_snr)
                 if args.sampler == "adaptive" else None)
     label = adaptive_label(args.rtol, args.atol, args.end_log_snr) if adaptive else f"{args.sampler} {args.steps} steps"
+    model.check_sampling(args.num_samples, args.sampler, args.steps, args.eta, adaptive=adaptive)  # before the bar
     started = time.perf_counter()
     with progress_bar(shard) as bar:
         task = bar.add_task(label, total=shard.share(args.num_samples, args.batch_size))
@@ -90,7 +92,8 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
         return
     write_image_grid(result.images, args.out)
     if args.images_dir:
-        write_images(result.images, args.images_dir)
+        with folder_lock(args.images_dir, "--images-dir"):  # one writer per folder
+            write_images(result.images, args.images_dir)
     if args.npz:
         write_npz(result.images, args.npz)
     spread = (f" (min {result.evaluations_min:g}, max {result.evaluations_max:g}, {result.rejected_steps:.1f} rejected "
@@ -108,6 +111,7 @@ def sample_molecules(args: argparse.Namespace) -> None:
 
 def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
     model = load_model(args.ckpt, "molecules", shard.device(args.device))
+    model.check_sampling(args.num_samples, args.steps)  # before the progress bar
     started = time.perf_counter()
     with progress_bar(shard) as bar:
         task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))

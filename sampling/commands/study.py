@@ -25,6 +25,7 @@ import yaml
 
 from qgfd_gen.errors import UsageError, command
 from qgfd_gen.io import atomic_path, check_outputs, write_json, write_text
+from qgfd_gen.locks import folder_lock
 
 from .study_plan import Run, StudyPlan, read_study
 from .study_plots import loss_curve
@@ -175,7 +176,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
     check_evaluation(plan, out)
     check_arms(plan)
-    run_study(plan, out)
+    with folder_lock(out):  # one study per folder
+        run_study(plan, out)
     return 0
 
 

@@ -25,6 +25,10 @@ class DataUnavailableError(QGFDError, RuntimeError):
     """Data (or weights) that are neither on disk nor downloadable here."""
 
 
+class TrainingDiverged(QGFDError, RuntimeError):
+    """Training that produced only non-finite steps for too long: stopped, the last finite checkpoint kept."""
+
+
 class CheckpointError(QGFDError, ValueError):
     """A file that is not a checkpoint this workbench can load safely, or of the wrong kind."""
 

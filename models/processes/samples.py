@@ -46,3 +46,7 @@ class SampleSet:
     def rejected_steps(self) -> float:
         """Mean rejected steps per sample."""
         return float(self.rejected.float().mean())
+
+
+class NonFiniteSamples(ValueError):
+    """A chain that came out non-finite (the model or the sampler settings diverge): nothing of it is kept."""

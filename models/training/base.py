@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import lightning as L
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
-from qgfd_gen.errors import UsageError
+from qgfd_gen.errors import TrainingDiverged, UsageError
 
 from .optimization import OptimizerConfig, adamw_with_warmup, exponential_moving_average
 
@@ -86,6 +87,14 @@ class DiffusionModule(L.LightningModule):
         return adamw_with_warmup(self.network.parameters(), self.optimizer_config)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Records the kind; refuses to write non-finite weights (which would replace a good last.ckpt)."""
+        bad = [name for name, p in [*self.network.named_parameters(), *self.ema.module.named_parameters()]
+               if not bool(torch.isfinite(p).all())]
+        if bad:
+            step = self._trainer.global_step if self._trainer is not None else "?"
+            raise TrainingDiverged(f"training diverged: at step {step} {len(bad)} parameter tensors are non-finite "
+                                   f"(first {bad[0]!r}); not saving them, so the last checkpoint stays the last "
+                                   f"finite one. Lower the learning rate (model.init_args.optimizer.lr)")
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint[RECORD_KEY] = make_record(self.kind, datamodule)
 

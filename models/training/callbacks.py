@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from models.measures.grids import image_grid, write_image_grid, write_molecule_grid
+from models.processes.samples import NonFiniteSamples
+
+log = logging.getLogger(__name__)
 
 
 class SampleGridCallback(L.Callback):
@@ -40,7 +44,11 @@ class SampleGridCallback(L.Callback):
             molecules = pl_module.sample(self.num, steps=self.steps, seed=self.seed)
             self.last_written = write_molecule_grid(molecules.mols, folder / f"{name}.png")
             return
-        result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
+        try:
+            result = pl_module.sample(self.num, sampler=self.sampler, steps=self.steps, seed=self.seed)
+        except NonFiniteSamples as error:  # a diverging model: say so and let training (or its stop) go on
+            log.warning("SampleGridCallback: no grid %s at step %d: %s", name, trainer.global_step, error)
+            return
         path = write_image_grid(result.images, folder / f"{name}.png")
         self.last_written = path
         if isinstance(trainer.logger, TensorBoardLogger):

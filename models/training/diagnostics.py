@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from qgfd_gen.attention import named_qgfd_layers, trace_qgfd
+from qgfd_gen.errors import TrainingDiverged
 from qgfd_gen.io import write_json
 from qgfd_gen.memory import MemoryTracker
 
@@ -40,10 +41,21 @@ class TrainingDiagnostics(L.Callback):
     `nonfinite/losses` and `nonfinite/skipped_steps`, every `log_every_n_steps` optimiser steps; skips an
     optimiser step whose gradients are not finite (they are dropped, the weights stay); at the end of each
     validation logs `qgfd_residual/<layer>` (the last iteration's residual) and appends every iteration's
-    residual, from each layer's first call on the first validation batch, to `<log_dir>/qgfd_residuals.json`."""
+    residual, from each layer's first call on the first validation batch, to `<log_dir>/qgfd_residuals.json`.
 
-    def __init__(self, log_every_n_steps: Optional[int] = None, skip_nonfinite: bool = True, memory_batch: int = 2):
+    After `stop_after_nonfinite` consecutive steps with a non-finite loss or gradient, training stops with
+    `TrainingDiverged` (one line from the `lightning` command, exit status 2) naming the step, the last finite loss
+    and the learning rate; nothing is saved at that point, so the last checkpoint stays the last finite one."""
+
+    def __init__(self, log_every_n_steps: Optional[int] = None, skip_nonfinite: bool = True, memory_batch: int = 2,
+                 stop_after_nonfinite: Optional[int] = 20):
+        if stop_after_nonfinite is not None and (isinstance(stop_after_nonfinite, bool) or stop_after_nonfinite < 1):
+            raise ValueError(f"stop_after_nonfinite={stop_after_nonfinite!r}; need a positive integer (or null: never stop)")
         self.log_every_n_steps, self.skip_nonfinite, self.memory_batch = log_every_n_steps, skip_nonfinite, memory_batch
+        self.stop_after_nonfinite = stop_after_nonfinite
+        self.consecutive_nonfinite = 0
+        self.last_finite: Optional[tuple[int, float]] = None  # (step, loss) of the last finite training step
+        self._step_nonfinite = False
         self.nonfinite_losses = 0
         self.skipped_steps = 0
         self.residual_records: list[dict[str, Any]] = []
@@ -86,13 +98,33 @@ class TrainingDiagnostics(L.Callback):
         else:
             self.step_seconds.append(time.perf_counter() - self._batch_start)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+        finite_loss = not (isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()))
+        if not finite_loss:
             self.nonfinite_losses += 1
+        if finite_loss and not self._step_nonfinite:
+            self.consecutive_nonfinite = 0
+            if isinstance(loss, Tensor):
+                self.last_finite = (trainer.global_step, float(loss.detach()))
+        else:
+            self.consecutive_nonfinite += 1
+        self._step_nonfinite = False
+        if self.stop_after_nonfinite and self.consecutive_nonfinite >= self.stop_after_nonfinite:
+            raise TrainingDiverged(self.divergence_message(trainer))
+
+    def divergence_message(self, trainer) -> str:
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        last = (f"the last finite loss was {self.last_finite[1]:.4g} at step {self.last_finite[0]}"
+                if self.last_finite else "no step of this run had a finite loss")
+        return (f"training diverged: {self.consecutive_nonfinite} consecutive steps with a non-finite loss or gradient, "
+                f"up to step {trainer.global_step}; {last}; learning rate {lr:g}. Stopped without saving: the last "
+                f"checkpoint is the last finite one. Lower the learning rate (model.init_args.optimizer.lr) or raise "
+                f"TrainingDiagnostics' stop_after_nonfinite")
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         network = pl_module.network
         total = gradient_norm(network.parameters())
-        if self.skip_nonfinite and not bool(torch.isfinite(total)):
+        self._step_nonfinite = not bool(torch.isfinite(total))
+        if self.skip_nonfinite and self._step_nonfinite:
             self.skipped_steps += 1
             optimizer.zero_grad(set_to_none=True)  # AdamW leaves parameters without gradients untouched
         if not self._due(trainer):

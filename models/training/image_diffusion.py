@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from models.networks.unet import UNetConfig, build_unet
 from models.processes.adaptive_sampler import AdaptiveSampler, AdaptiveSettings
 from models.processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
-from models.processes.samples import SampleSet
+from models.processes.samples import NonFiniteSamples, SampleSet
 from qgfd_gen.attention import QGFDConfig
 
 from .base import DiffusionModule
@@ -140,7 +140,7 @@ class ImageDiffusion(DiffusionModule):
         images = torch.cat(outputs)
         bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
         if bad:
-            raise ValueError(f"{bad} of {len(images)} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
+            raise NonFiniteSamples(f"{bad} of {len(images)} samples came out non-finite (sampler={sampler}, steps={steps}, eta={eta}, "
                              f"exit_levels={exit_levels}); the model or these settings diverge, nothing is kept")
         images = images.clamp(-1, 1).add(1).div(2)
         qgfd_iterations = sum(iterations) / len(iterations) if iterations else None

@@ -93,8 +93,16 @@ class SampleQualityCallback(L.Callback):
         quality = self.quality
         if not quality.has_real:
             self._fill_reference(trainer)
-        images = pl_module.sample(self.num_samples, sampler=self.sampler, steps=self.steps, seed=self.seed,
-                                  batch_size=self.batch_size).images
+        from models.processes.samples import NonFiniteSamples
+
+        try:
+            images = pl_module.sample(self.num_samples, sampler=self.sampler, steps=self.steps, seed=self.seed,
+                                      batch_size=self.batch_size).images
+        except NonFiniteSamples as error:  # a diverging model: FID is undefined; log NaN (worst for a monitor)
+            log.warning("SampleQualityCallback: no FID at step %d: %s", trainer.global_step, error)
+            self.last = {"val/fid": float("nan"), "val/kid": float("nan")}
+            pl_module.log_dict(self.last, sync_dist=True)
+            return
         quality.reset_fake()  # the fake features only: the real ones are kept
         for lo in range(0, len(images), self.batch_size):
             quality.update_fake(images[lo : lo + self.batch_size])

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import TINY_UNET
 from models import UNetConfig
@@ -71,3 +72,36 @@ def test_sampler_suite_against_diffusers_on_a_tiny_unet(tmp_path):
     assert all(value > 0 for value in data["meta"]["ratios"].values())
     assert [r["sampler"] for r in data["rows"]] == ["ddim", "dpm++", "adaptive"]
     assert all(r["max_image_difference"] < 1e-5 for r in data["rows"][:2])  # the same work on both sides
+
+
+def test_gpu_suite_tiny_runs_every_part_on_the_cpu(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "reference.npz", np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "gpu.json"
+    assert bench_main(["--suite", "gpu", "--tiny", "--reference", str(tmp_path / "reference.npz"), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    train = [r for r in data["rows"] if r["part"] == "train"]
+    assert [(r["config"], r["arm"]) for r in train] == [(c, a) for c in ("cifar", "celeba", "qm9", "zinc", "moses")
+                                                        for a in ("qgfd", "vanilla")]
+    assert all(r["steps_done"] == 3 and r["losses_finite"] and r["peak_memory_mb"] > 0 and not r["cut_short"]
+               and r["precision"] == "bf16-mixed" for r in train)  # autocast, as on a GPU
+    assert set(data["meta"]["ratios"]) == {f"{c}_qgfd_vs_vanilla_step" for c in ("cifar", "celeba", "qm9", "zinc", "moses")}
+    assert data["meta"]["tiny"] and "random tensors" in data["meta"]["inputs"]
+    sample = next(r for r in data["rows"] if r["part"] == "sample")
+    fid = next(r for r in data["rows"] if r["part"] == "fid")
+    assert sample["images_done"] == 8 and sample["images_per_second"] > 0
+    assert fid["fid_label"] == "FID@8" and fid["fid"] > 0 and fid["reference_images"] == 12
+    assert "cifar_qgfd_vs_vanilla_step" in capsys.readouterr().out
+
+
+def test_gpu_suite_cuts_a_part_over_its_budget_and_needs_a_gpu_without_tiny(tmp_path, capsys):
+    out = tmp_path / "gpu.json"
+    assert bench_main(["--suite", "gpu", "--tiny", "--configs", "qm9", "--train-steps", "50", "--part-budget", "0.01",
+                       "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert all(r["cut_short"] and r["steps_done"] < 50 for r in rows)
+    if not torch.cuda.is_available():
+        assert bench_main(["--suite", "gpu", "--out", str(tmp_path / "x.json")]) == 2
+        assert "needs a CUDA device and this machine has none; --tiny" in capsys.readouterr().err
+        assert not (tmp_path / "x.json").exists()

@@ -5,6 +5,7 @@
     qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
     qgfd-bench --suite molecules       # graph denoiser step and sampler throughput, QGFD against alpha 0
     qgfd-bench --suite sampler         # the workbench's samplers against diffusers' loop on the same U-Net
+    qgfd-bench --suite gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process.
 """
@@ -19,16 +20,17 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from qgfd_gen.errors import command
+from qgfd_gen.errors import UsageError, command
 from qgfd_gen.io import check_outputs, write_json
 from qgfd_gen.memory import MemoryTracker
 from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
 
+from .bench_gpu import GPU_CONFIGS, INPUTS, gpu_suite, print_gpu_table
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
 from .bench_unet import print_unet_table, unet_ratios, unet_suite
-from .options import int_list, number_in, positive_int
+from .options import int_list, number_in, positive_float, positive_int
 from .timing import interleaved_median_ms
 
 REFERENCE_MAX_N = 1024
@@ -144,13 +146,20 @@ def mode_list(text: str) -> list[str]:
     return modes
 
 
+def config_list(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names or any(c not in GPU_CONFIGS for c in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(GPU_CONFIGS)}")
+    return names
+
+
 alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=["operator", "unet", "molecules", "sampler"], default="operator")
+    parser.add_argument("--suite", choices=["operator", "unet", "molecules", "sampler", "gpu"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
     parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
     parser.add_argument("--modes", type=mode_list, default=list(MODES))
@@ -162,11 +171,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--num-molecules", type=positive_int, default=256, help="molecules suite: molecules sampled")
     parser.add_argument("--sample-steps", type=positive_int, default=50, help="molecules / sampler suites: sampler steps")
-    parser.add_argument("--num-images", type=positive_int, default=64, help="sampler suite: images per run")
+    parser.add_argument("--num-images", type=positive_int, default=None,
+                        help="sampler suite: images per run (64); gpu suite: CIFAR-10 images sampled (1000)")
+    parser.add_argument("--tiny", action="store_true", help="gpu suite: the same code on the CPU at tiny sizes")
+    parser.add_argument("--train-steps", type=positive_int, default=None, help="gpu suite: steps per part (200; tiny 3)")
+    parser.add_argument("--part-budget", type=positive_float, default=None,
+                        help="gpu suite: seconds a part may take before it is cut short (40; tiny 120)")
+    parser.add_argument("--configs", type=config_list, default=list(GPU_CONFIGS),
+                        help=f"gpu suite: configs to check (default {','.join(GPU_CONFIGS)})")
+    parser.add_argument("--reference", default=None,
+                        help="gpu suite: CIFAR-10 reference images (folder, .npz) or statistics, for FID / KID")
     parser.add_argument("--ckpt", default=None, help="sampler suite: an image checkpoint (default: digits U-Net)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    check_outputs({"--out": args.out or f"bench-{args.suite}.json"})
+    check_outputs({"--out": args.out or f"bench-{args.suite}.json"}, {"--reference": args.reference})
+    if args.suite == "gpu" and not args.tiny and not torch.cuda.is_available():
+        raise UsageError("--suite gpu needs a CUDA device and this machine has none; --tiny runs the same code on the "
+                         "CPU at tiny sizes")
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = {"suite": args.suite, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -183,11 +204,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         print_unet_table(rows)
         meta["ratios"] = unet_ratios(rows)
         print_ratios(meta["ratios"])
+    elif args.suite == "gpu":
+        device = "cpu" if args.tiny else "cuda"
+        meta.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", tiny=args.tiny, inputs=INPUTS)
+        rows, meta["ratios"] = gpu_suite(tuple(args.configs), args.train_steps or (3 if args.tiny else 200),
+                                         args.part_budget or (120.0 if args.tiny else 40.0),
+                                         args.num_images or (8 if args.tiny else 1000), 2 if args.tiny else 50,
+                                         args.part_budget or (120.0 if args.tiny else 90.0), args.reference, device,
+                                         args.tiny, say)
+        print_gpu_table(rows, meta["ratios"])
+        failed = [r for r in rows if "failed" in r or (r["part"] == "train" and not r["losses_finite"])]
     elif args.suite == "sampler":
         from models.training.loading import load_model
 
         model = load_model(args.ckpt, "images") if args.ckpt else None
-        rows = sampler_suite(args.num_images, args.sample_steps, args.repeats, say, model)
+        rows = sampler_suite(args.num_images or 64, args.sample_steps, args.repeats, say, model)
         print_sampler_table(rows)
         meta["ratios"] = sampler_ratios(rows)
     else:
@@ -197,6 +228,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         meta["ratios"] = molecule_ratios(rows)
     out = write_json(args.out or f"bench-{args.suite}.json", {"meta": meta, "rows": rows})
     print(f"wrote {out}")
+    if args.suite == "gpu" and failed:
+        print(f"error: {len(failed)} part(s) failed or gave non-finite losses: "
+              + ", ".join(f"{r['config']} {r.get('arm', '')}".strip() for r in failed), file=sys.stderr)
+        return 1
     return 0
 
 

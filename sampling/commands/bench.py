@@ -156,8 +156,7 @@ def config_list(text: str) -> list[str]:
 alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 
-@command
-def main(argv: Optional[list[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=["operator", "unet", "molecules", "sampler", "gpu"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
@@ -183,7 +182,25 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="gpu suite: CIFAR-10 reference images (folder, .npz) or statistics, for FID / KID")
     parser.add_argument("--ckpt", default=None, help="sampler suite: an image checkpoint (default: digits U-Net)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_gpu_suite(args: argparse.Namespace, meta: dict, say: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
+    """The gpu suite's rows, and those of parts that failed or gave non-finite losses."""
+    device = "cpu" if args.tiny else "cuda"
+    meta.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", tiny=args.tiny, inputs=INPUTS)
+    rows, meta["ratios"] = gpu_suite(tuple(args.configs), args.train_steps or (3 if args.tiny else 200),
+                                     args.part_budget or (120.0 if args.tiny else 40.0),
+                                     args.num_images or (8 if args.tiny else 1000), 2 if args.tiny else 50,
+                                     args.part_budget or (120.0 if args.tiny else 90.0), args.reference, device,
+                                     args.tiny, say)
+    print_gpu_table(rows, meta["ratios"])
+    return rows, [r for r in rows if "failed" in r or (r["part"] == "train" and not r["losses_finite"])]
+
+
+@command
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     check_outputs({"--out": args.out or f"bench-{args.suite}.json"}, {"--reference": args.reference})
     if args.suite == "gpu" and not args.tiny and not torch.cuda.is_available():
         raise UsageError("--suite gpu needs a CUDA device and this machine has none; --tiny runs the same code on the "
@@ -205,15 +222,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         meta["ratios"] = unet_ratios(rows)
         print_ratios(meta["ratios"])
     elif args.suite == "gpu":
-        device = "cpu" if args.tiny else "cuda"
-        meta.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", tiny=args.tiny, inputs=INPUTS)
-        rows, meta["ratios"] = gpu_suite(tuple(args.configs), args.train_steps or (3 if args.tiny else 200),
-                                         args.part_budget or (120.0 if args.tiny else 40.0),
-                                         args.num_images or (8 if args.tiny else 1000), 2 if args.tiny else 50,
-                                         args.part_budget or (120.0 if args.tiny else 90.0), args.reference, device,
-                                         args.tiny, say)
-        print_gpu_table(rows, meta["ratios"])
-        failed = [r for r in rows if "failed" in r or (r["part"] == "train" and not r["losses_finite"])]
+        rows, failed = run_gpu_suite(args, meta, say)
     elif args.suite == "sampler":
         from models.training.loading import load_model
 

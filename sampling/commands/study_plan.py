@@ -83,8 +83,9 @@ class StudyPlan:
         trainer["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
                              "init_args": {"save_dir": str(folder), "name": "logs"}}
         every = max(1, int(steps) // 10) if steps else 100
-        kept = [c for c in trainer.get("callbacks") or []
-                if c.get("class_path", "").rsplit(".", 1)[-1] not in ("ModelCheckpoint", "SampleGridCallback", "TrainingDiagnostics")]
+        replaced = ("ModelCheckpoint", "SampleGridCallback", "TrainingDiagnostics",
+                    "SampleQualityCallback")  # the study's own evaluation measures quality, once, at the end
+        kept = [c for c in trainer.get("callbacks") or [] if c.get("class_path", "").rsplit(".", 1)[-1] not in replaced]
         trainer["callbacks"] = kept + [
             {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
              "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "every_n_train_steps": every}},

@@ -96,9 +96,10 @@ def make_transition(config: QGFDConfig, grid_shape: Optional[tuple[int, int]] = 
 class QGFDAttention(nn.Module):
     """Multi-head self-attention with QGFD: projections, heads, and a per-layer alpha.
 
-    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None, attn_bias=None):
+    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None, attn_bias=None, alpha_scale=None):
     `transition` overrides the configured one (molecules pass their bond graph); grid_shape is (H, W)
-    for the grid; attn_bias [B, heads, N, N] is added to the attention scores."""
+    for the grid; attn_bias [B, heads, N, N] is added to the attention scores; alpha_scale [B] in [0, 1]
+    multiplies the layer's alpha per sample (a model that knows how much its graph can be trusted)."""
 
     def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None, layer_index: int = 0):
         super().__init__()
@@ -121,11 +122,15 @@ class QGFDAttention(nn.Module):
         key_padding_mask: Optional[Tensor] = None,
         grid_shape: Optional[tuple[int, int]] = None,
         attn_bias: Optional[Tensor] = None,
+        alpha_scale: Optional[Tensor] = None,
     ) -> Tensor:
         q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         transition = transition or make_transition(self.config, grid_shape)
+        alpha = self.alpha()
+        if alpha_scale is not None:  # [B, 1]: one alpha per sample, the same for every head
+            alpha = torch.as_tensor(alpha, dtype=q.dtype, device=q.device).reshape(1, 1) * alpha_scale.to(q.dtype)[:, None]
         out, self.last_stats = qgfd_attention(
-            q, k, v, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
+            q, k, v, transition, alpha=alpha, iterations=self.config.iterations, tol=self.config.tol,
             key_padding_mask=key_padding_mask, attn_bias=attn_bias, return_stats=True, trace=self.traces is not None,
         )
         if self.traces is not None:

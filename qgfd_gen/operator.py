@@ -78,9 +78,15 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tenso
             )
 
 
-def _check_alpha_shape(alpha: Alpha, heads: int) -> None:
-    if isinstance(alpha, Tensor) and alpha.dim() > 0 and (alpha.dim() > 1 or alpha.numel() not in (1, heads)):
-        raise ValueError(f"alpha has shape {tuple(alpha.shape)}; a tensor alpha is a scalar or one value per head [{heads}]")
+def _check_alpha_shape(alpha: Alpha, heads: int, batch: int) -> None:
+    if not isinstance(alpha, Tensor) or alpha.dim() == 0:
+        return
+    if alpha.dim() == 1 and alpha.numel() in (1, heads):
+        return
+    if alpha.dim() == 2 and alpha.shape[0] in (1, batch) and alpha.shape[1] in (1, heads):
+        return
+    raise ValueError(f"alpha has shape {tuple(alpha.shape)}; a tensor alpha is a scalar, one value per head [{heads}], "
+                     f"or one per sample and head [{batch} or 1, {heads} or 1]")
 
 
 def _unpadded(key_padding_mask: Optional[Tensor]) -> tuple[Optional[Tensor], Optional[Tensor]]:
@@ -93,9 +99,11 @@ def _unpadded(key_padding_mask: Optional[Tensor]) -> tuple[Optional[Tensor], Opt
 
 
 def _alpha_for(alpha: Alpha, like: Tensor) -> Alpha:
-    """A tensor alpha of shape [] or [heads] broadcast against [B, heads, ...] in `like`'s layout."""
+    """A tensor alpha of shape [], [heads] or [B, heads] broadcast against [B, heads, ...] in `like`'s layout."""
     if not isinstance(alpha, Tensor) or alpha.dim() == 0:
         return alpha
+    if alpha.dim() == 2:
+        return alpha.reshape(alpha.shape[0], alpha.shape[1], *([1] * (like.dim() - 2)))
     return alpha.reshape(1, -1, *([1] * (like.dim() - 2)))
 
 
@@ -134,7 +142,7 @@ def diffuse_values(
             return h, QGFDStats(iterations_used + iterations, last_step.abs().flatten(1).amax(1))
     v_native = operator.to_native(v)
     if isinstance(a, Tensor) and a.dim() > 0:
-        a = operator.to_native(a.expand(b, -1, v.shape[2], v.shape[3]))
+        a = operator.to_native(a.expand(v.shape))
     source = (1 - a) * v_native
     h = v_native
     active = torch.ones(b, dtype=torch.bool, device=v.device)
@@ -167,7 +175,7 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
 
     transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
-    alpha in [0, 1) (float, or a tensor of shape [] or [H]); iterations >= 0; tol > 0 stops each
+    alpha in [0, 1) (float, or a tensor of shape [], [H] or [B, H]); iterations >= 0; tol > 0 stops each
     sample early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
     broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
     form is exact for any p0. A sample whose keys are all padded gets zeros. Returns out [B, H, Lq, d_v]
@@ -176,7 +184,7 @@ def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     check_iterations(iterations)
     check_tol(tol)
     _check_qkv(q, k, v, key_padding_mask)
-    _check_alpha_shape(alpha, q.shape[1])
+    _check_alpha_shape(alpha, q.shape[1], q.shape[0])
     key_padding_mask, empty = _unpadded(key_padding_mask)
     transition = as_transition(transition)
     if iterations == 0 or _is_zero(alpha):  # plain attention: no graph to build (a knn graph costs a top-k)
@@ -205,7 +213,7 @@ def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
     check_alpha(alpha)
     check_iterations(iterations)
     _check_qkv(q, k, v, key_padding_mask)
-    _check_alpha_shape(alpha, q.shape[1])
+    _check_alpha_shape(alpha, q.shape[1], q.shape[0])
     key_padding_mask, empty = _unpadded(key_padding_mask)
     matrix = as_transition(transition).bind(k, key_padding_mask).to_dense().to(q.dtype)
     scores = torch.matmul(q, k.transpose(-1, -2)) / k.shape[-1] ** 0.5

@@ -73,8 +73,9 @@ class DenseOperator(TransitionOperator):
             rows = v.transpose(1, 2).reshape(b, n, heads * d)
             graph = polynomial[:, 0].expand(b, n, n)
             h = torch.bmm(graph, rows).view(b, n, heads, d).transpose(1, 2)
+            before = previous[:, 0] if previous.dim() == 4 else previous  # M_0 = I is [N, N] (one iteration)
             with torch.no_grad():
-                last_step = torch.bmm(graph - previous[:, 0].expand(b, n, n), rows)
+                last_step = torch.bmm(graph - before.expand(b, n, n), rows)
             return h, last_step
         with torch.no_grad():
             last_step = torch.matmul(polynomial - previous, v)

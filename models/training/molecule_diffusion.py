@@ -67,9 +67,10 @@ class MoleculeDiffusion(DiffusionModule):
             raise ValueError(f"qgfd.transition={qgfd.transition!r}: molecules diffuse over their bond graph; use 'adjacency'")
         self.plain_hyperparameters(network=network, qgfd=qgfd, optimizer=optimizer)
         self.vocab: AtomVocabulary = VOCABULARIES[dataset]
-        self.denoiser = GraphTransformer(len(self.vocab), NUM_BOND_TYPES, network, qgfd, self.vocab.max_atoms)
-        self.build_training(self.denoiser, optimizer)
         self.diffusion = GraphDiffusion(len(self.vocab), NUM_BOND_TYPES, self.vocab.max_atoms, num_train_timesteps)
+        self.denoiser = GraphTransformer(len(self.vocab), NUM_BOND_TYPES, network, qgfd, self.vocab.max_atoms,
+                                         bond_signal=self.diffusion.bonds.alpha_bar)
+        self.build_training(self.denoiser, optimizer)
 
     @property
     def network(self) -> nn.Module:

@@ -71,3 +71,21 @@ def test_grid_and_quality_callbacks_log_non_finite_samples_and_carry_on(tiny_ima
         trainer.validate(model, digits(tmp_path), verbose=False)  # the quality callback measures at its end
     assert "no grid diverged" in caplog.text and "no FID" in caplog.text and "4 of 4 samples came out non-finite" in caplog.text
     assert not (tmp_path / "samples" / "diverged.png").exists() and quality.last["val/fid"] != quality.last["val/fid"]
+
+
+@pytest.mark.slow
+def test_the_lightning_command_ends_a_diverged_run_with_one_line_and_exit_status_2(tmp_path, monkeypatch, capsys):
+    """The issue's own case: digits at learning rate 1e6, once a traceback from the sample grid."""
+    from conftest import CONFIGS
+    from sampling.commands.lightning import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", "-c", str(CONFIGS / "digits.yaml"), "--model.init_args.optimizer.lr", "1e6",
+                 "--trainer.max_steps", "60", "--trainer.enable_progress_bar", "false",
+                 "--trainer.enable_model_summary", "false", "--data.init_args.data_dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: training diverged: 20 consecutive steps" in err and "Traceback" not in err
+    assert "learning rate" in err and "the last finite loss was" in err
+    for path in tmp_path.rglob("*.ckpt"):  # whatever was saved holds finite weights only
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

@@ -112,6 +112,7 @@ def test_a_bad_override_key_names_the_key_and_the_valid_ones(tmp_path, monkeypat
     ({"evaluate": {"feature_extractor": "missing.pt"}}, "evaluate.feature_extractor='missing.pt' does not exist"),
     ({"seedz": [1]}, "unknown key(s) ['seedz']"),
     ({"arms": {"a": {}, "b": {"model.init_args.qgfd.alpha": 1.5}}}, "arm 'b': alpha=1.5 is outside [0, 1)"),
+    ({"evaluate": {"num_samples": 4, "steps": [5000], "metrics": ["nll"]}}, "steps=5000; need an integer from 1 to"),
 ])
 def test_bad_study_files_are_refused_before_training(tmp_path, monkeypatch, capsys, change, message):
     monkeypatch.chdir(tmp_path)

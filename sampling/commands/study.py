@@ -51,7 +51,7 @@ def eval_arguments(plan: StudyPlan, checkpoint: Path, out: Path) -> argparse.Nam
                          f"(see `qgfd-eval {plan.kind} --help`)") from None
 
 
-def check_evaluation(plan: StudyPlan, out: Path) -> None:
+def check_evaluation(plan: StudyPlan, out: Path) -> argparse.Namespace:
     """Before any training: the evaluation options parse and the files they name exist."""
     args = eval_arguments(plan, out / "final.ckpt", out / "eval")
     for name in ("feature_extractor", "inception_weights", "data_dir"):
@@ -59,16 +59,25 @@ def check_evaluation(plan: StudyPlan, out: Path) -> None:
         if path and not Path(path).exists():
             hint = " (make it: qgfd-features --out FILE)" if name == "feature_extractor" else ""
             raise UsageError(f"evaluate.{name}={path!r} does not exist{hint}")
+    return args
 
 
-def check_arms(plan: StudyPlan) -> None:
+def check_arms(plan: StudyPlan, evaluation: Optional[argparse.Namespace] = None) -> None:
     """Before any training: every arm's model builds, so a value its class refuses (say qgfd.alpha 1.5)
-    stops the study at once, naming the arm, instead of after the arms before it have trained."""
+    stops the study at once, naming the arm, instead of after the arms before it have trained; and the
+    evaluation's sampler settings suit it (say steps beyond its training timesteps)."""
     for arm in plan.arms:
         model = plan.run_config(arm, plan.seeds[0], Path("."))["model"]
         module, _, name = model["class_path"].rpartition(".")
         try:
-            getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+            built = getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+            if evaluation is not None:
+                for steps in evaluation.steps:
+                    if plan.kind == "images":
+                        for sampler in evaluation.sampler:
+                            built.check_sampling(evaluation.num_samples, sampler, None if sampler == "adaptive" else steps)
+                    else:
+                        built.check_sampling(evaluation.num_samples, steps)
         except (ValueError, TypeError) as error:
             raise UsageError(f"arm {arm!r}: {error}") from None
 
@@ -174,8 +183,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     plan = read_study(args.config)
     out = Path(args.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
-    check_evaluation(plan, out)
-    check_arms(plan)
+    check_arms(plan, check_evaluation(plan, out))
     with folder_lock(out):  # one study per folder
         run_study(plan, out)
     return 0

@@ -1,0 +1,141 @@
+"""Graph-set metrics as the field computes them (GraphRNN's definitions, SPECTRE's and GRAN's kernels):
+
+- MMD^2 between the generated and the test graphs of three per-graph histograms: degrees, clustering
+  coefficients (100 bins on [0, 1]) and normalised-Laplacian eigenvalues (200 bins on [-1e-5, 2]). Each histogram
+  is normalised to a distribution, and MMD^2 = mean k(X, X') + mean k(Y, Y') - 2 mean k(X, Y) over all pairs
+  (diagonal included, as those papers do), with the Gaussian total-variation kernel
+  k = exp(-TV^2 / (2 sigma^2)), TV = sum |x - y| / 2 (sigma 1; clustering 0.1), or the Gaussian EMD kernel of
+  GraphRNN (`kernel="emd"`: the 1-D earth mover's distance, bin index as ground distance; clustering scaled by
+  its bin count).
+- the ratio of each MMD^2 to that of the training graphs against the test graphs (as DeFoG reports; undefined,
+  NaN, where that is 0, as clustering on trees) and their mean over the defined ones;
+- V.U.N.: valid (planar: connected and planar; tree: a tree), unique (not isomorphic to an earlier sample),
+  novel (isomorphic to no training graph), and the share that is all three.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import networkx as nx
+import numpy as np
+
+SIGMA = {"degree": 1.0, "clustering": 0.1, "spectrum": 1.0}
+
+
+def degree_histogram(graph: nx.Graph) -> np.ndarray:
+    return np.asarray(nx.degree_histogram(graph), dtype=float)
+
+
+def clustering_histogram(graph: nx.Graph, bins: int = 100) -> np.ndarray:
+    return np.histogram(list(nx.clustering(graph).values()), bins=bins, range=(0.0, 1.0))[0].astype(float)
+
+
+def spectrum_histogram(graph: nx.Graph, bins: int = 200) -> np.ndarray:
+    if graph.number_of_nodes() == 0:
+        return np.zeros(bins)
+    eigenvalues = np.linalg.eigvalsh(nx.normalized_laplacian_matrix(graph).toarray())
+    return np.histogram(eigenvalues, bins=bins, range=(-1e-5, 2.0))[0].astype(float)
+
+
+HISTOGRAMS: dict[str, Callable[[nx.Graph], np.ndarray]] = {
+    "degree": degree_histogram, "clustering": clustering_histogram, "spectrum": spectrum_histogram}
+
+
+def _distributions(histograms: list[np.ndarray], width: int) -> np.ndarray:
+    rows = np.zeros((len(histograms), width))
+    for i, h in enumerate(histograms):
+        rows[i, : len(h)] = h
+    return rows / (rows.sum(1, keepdims=True) + 1e-6)
+
+
+def _kernel(x: np.ndarray, y: np.ndarray, sigma: float, kind: str, scaling: float) -> np.ndarray:
+    """k between every row of x and every row of y."""
+    if kind == "tv":
+        distance = np.abs(x[:, None, :] - y[None, :, :]).sum(-1) / 2
+    elif kind == "emd":  # 1-D EMD: the L1 distance between the cumulative distributions
+        distance = np.abs(np.cumsum(x, 1)[:, None, :] - np.cumsum(y, 1)[None, :, :]).sum(-1) / scaling
+    else:
+        raise ValueError(f"kernel={kind!r}; use 'tv' or 'emd'")
+    return np.exp(-distance**2 / (2 * sigma**2))
+
+
+def mmd2(first: list[np.ndarray], second: list[np.ndarray], sigma: float = 1.0, kernel: str = "tv",
+         scaling: float = 1.0) -> float:
+    """MMD^2 between two sets of histograms (normalised to distributions, zero-padded to one width)."""
+    if not first or not second:
+        return float("nan")
+    width = max(len(h) for h in [*first, *second])
+    x, y = _distributions(first, width), _distributions(second, width)
+    value = (_kernel(x, x, sigma, kernel, scaling).mean() + _kernel(y, y, sigma, kernel, scaling).mean()
+             - 2 * _kernel(x, y, sigma, kernel, scaling).mean())
+    return float(abs(value))
+
+
+def graph_mmds(generated: list[nx.Graph], reference: list[nx.Graph], kernel: str = "tv") -> dict[str, float]:
+    """`<statistic>_mmd` for degree, clustering and spectrum (empty generated graphs left out, as the field does)."""
+    generated = [g for g in generated if g.number_of_nodes() > 0]
+    out = {}
+    for name, histogram in HISTOGRAMS.items():
+        scaling = 100.0 if (kernel == "emd" and name == "clustering") else 1.0
+        out[f"{name}_mmd"] = mmd2([histogram(g) for g in generated], [histogram(g) for g in reference],
+                                  SIGMA[name], kernel, scaling)
+    return out
+
+
+def is_valid(graph: nx.Graph, kind: str) -> bool:
+    if graph.number_of_nodes() == 0:
+        return False
+    if kind == "planar":
+        return nx.is_connected(graph) and nx.check_planarity(graph)[0]
+    if kind == "tree":
+        return nx.is_tree(graph)
+    raise ValueError(f"kind={kind!r}; use 'planar' or 'tree'")
+
+
+class IsomorphismIndex:
+    """Graphs bucketed by their Weisfeiler-Lehman hash, so that an isomorphism test runs only within a bucket."""
+
+    def __init__(self, graphs: Iterable[nx.Graph] = ()):
+        self.buckets: dict[str, list[nx.Graph]] = {}
+        for graph in graphs:
+            self.add(graph)
+
+    @staticmethod
+    def key(graph: nx.Graph) -> str:
+        return nx.weisfeiler_lehman_graph_hash(graph, iterations=3)
+
+    def contains(self, graph: nx.Graph) -> bool:
+        return any(nx.is_isomorphic(graph, other) for other in self.buckets.get(self.key(graph), ()))
+
+    def add(self, graph: nx.Graph) -> None:
+        self.buckets.setdefault(self.key(graph), []).append(graph)
+
+
+def vun(generated: list[nx.Graph], train: list[nx.Graph], kind: str) -> dict[str, float]:
+    """Shares of valid, unique (no isomorphic earlier sample), novel (no isomorphic training graph) samples, and
+    of samples that are all three (V.U.N.)."""
+    training, seen = IsomorphismIndex(train), IsomorphismIndex()
+    valid = unique = novel = all_three = 0
+    for graph in generated:
+        is_ok = is_valid(graph, kind)
+        is_new = not seen.contains(graph)
+        if is_new:
+            seen.add(graph)
+        is_novel = not training.contains(graph)
+        valid, unique, novel = valid + is_ok, unique + is_new, novel + is_novel
+        all_three += is_ok and is_new and is_novel
+    count = max(len(generated), 1)
+    return {"valid": valid / count, "unique": unique / count, "novel": novel / count, "vun": all_three / count}
+
+
+def graph_scores(generated: list[nx.Graph], train: list[nx.Graph], test: list[nx.Graph], kind: str,
+                 kernel: str = "tv") -> dict[str, float]:
+    """The MMDs against the test graphs, their ratios to train-against-test, and V.U.N."""
+    scores = graph_mmds(generated, test, kernel)
+    baseline = graph_mmds(train, test, kernel)
+    for name, value in list(scores.items()):
+        scores[name.replace("_mmd", "_ratio")] = value / baseline[name] if baseline[name] > 0 else float("nan")
+    finite = [scores[f"{n}_ratio"] for n in HISTOGRAMS if np.isfinite(scores[f"{n}_ratio"])]
+    scores["mean_ratio"] = float(np.mean(finite)) if finite else float("nan")  # trees: clustering is 0 in both
+    return {**scores, **vun(generated, train, kind), "samples": len(generated)}

@@ -178,3 +178,15 @@ def test_qgfd_eval_scores_image_files_and_refuses_bad_ones_leaving_nothing(tmp_p
 def _npz(path, images: np.ndarray):
     np.savez(path, images)
     return path
+
+
+def test_a_cached_file_made_for_fewer_metrics_is_computed_again(tmp_path):
+    reference = ArrayImages(_npz(tmp_path / "ref.npz", random_images(10, seed=5)))
+    fid_only = ImageQuality(TinyExtractor(), want_fid=True, want_is=False, want_kid=False)
+    fid_only.network = "tiny"
+    key = ReferenceKey(reference.content_digest(), "tiny", None, len(reference))
+    assert reference_statistics(fid_only, reference.batches(4), key)[1]
+    both = quality_of()  # FID and KID: the cached file lacks KID's features
+    path, computed = reference_statistics(both, reference.batches(4), key)
+    assert computed and both.real_count == 10 and "kid_features" in torch.load(path, weights_only=True)["state"]
+    assert not reference_statistics(quality_of(), iter(()), key)[1]  # and now it serves both

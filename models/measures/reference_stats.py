@@ -28,6 +28,10 @@ from .inception import cache_dir
 FORMAT = 1
 
 
+class IncompleteStatistics(UsageError):
+    """A statistics file without what a requested metric needs (KID's features, FID's sums)."""
+
+
 @dataclass(frozen=True)
 class ReferenceKey:
     """What a set of reference statistics is a function of."""
@@ -79,17 +83,17 @@ def load_statistics(path: str | Path, quality: ImageQuality, what: str = "--refe
                          f"{quality.network!r}: compute the reference with the same network")
     state = saved["state"]
     if quality.kid is not None and "kid_features" not in state:
-        raise UsageError(f"{what} {str(path)!r} holds FID statistics only; KID needs the reference's features "
+        raise IncompleteStatistics(f"{what} {str(path)!r} holds FID statistics only; KID needs the reference's features "
                          f"(drop kid from --metrics, or give the reference images)")
     if quality.fid is not None and "sum" not in state:
-        raise UsageError(f"{what} {str(path)!r} holds no FID statistics")
+        raise IncompleteStatistics(f"{what} {str(path)!r} holds no FID statistics")
     quality.load_real_state(state)
     return key
 
 
 def _load_mu_sigma(path: Path, quality: ImageQuality, what: str) -> None:
     if quality.kid is not None:
-        raise UsageError(f"{what} {str(path)!r} holds mean and covariance only; KID needs the reference's features "
+        raise IncompleteStatistics(f"{what} {str(path)!r} holds mean and covariance only; KID needs the reference's features "
                          f"(drop kid from --metrics, or give the reference images)")
     with np.load(path, allow_pickle=False) as data:
         mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
@@ -109,8 +113,11 @@ def reference_statistics(quality: ImageQuality, images: Iterable[Tensor], key: R
     cached. Returns the statistics file and whether it was computed now."""
     path = cached_statistics_path(key)
     if path.is_file():
-        load_statistics(path, quality, "cached reference statistics")
-        return path, False
+        try:
+            load_statistics(path, quality, "cached reference statistics")
+            return path, False
+        except IncompleteStatistics:  # made for fewer metrics (FID alone, say): computed again, and replaced
+            pass
     for batch in images:
         quality.update_real(batch)
         if progress is not None:

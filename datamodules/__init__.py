@@ -18,7 +18,8 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
 ]
-from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule, collate_graphs  # noqa: E402
+from .graphs import collate_graphs  # noqa: E402
+from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule  # noqa: E402
 from .moses import MOSESDataModule  # noqa: E402
 
 __all__ += ["MOSESDataModule", "MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "ZINC250kDataModule", "collate_graphs"]

@@ -12,17 +12,16 @@ import importlib.util
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
-import lightning as L
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from qgfd_gen.downloads import download_or_explain, fetch_bytes
 from qgfd_gen.errors import DataUnavailableError
 from qgfd_gen.io import atomic_path
 
+from .graphs import GraphDataModule, graph_counts
 from .smiles_files import read_smiles_file
 from .chemistry import NUM_BOND_TYPES, QM9_VOCAB, ZINC_VOCAB, AtomVocabulary, encode_smiles
 
@@ -30,15 +29,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
-def collate_graphs(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Stack padded graphs and trim the padding to the largest molecule of the batch."""
-    atoms = torch.stack([a for a, _ in batch])
-    bonds = torch.stack([b for _, b in batch])
-    n = int((atoms >= 0).sum(1).max())
-    return atoms[:, :n], bonds[:, :n, :n]
-
-
-class MoleculeDataModule(L.LightningDataModule):
+class MoleculeDataModule(GraphDataModule):
     """Shared logic: subclasses return split SMILES lists from `load_splits()`."""
 
     vocab: AtomVocabulary = QM9_VOCAB
@@ -133,30 +124,11 @@ class MoleculeDataModule(L.LightningDataModule):
         self.setup()
         return self.splits[split]["smiles"]
 
-    def statistics(self) -> tuple[Tensor, Tensor, Tensor]:
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training-set counts: atom types, bond types over atom pairs (0 = none), molecule sizes."""
         self.setup()
-        atoms, bonds = self.splits["train"]["atoms"], self.splits["train"]["bonds"].long()
-        real = atoms >= 0
-        atom_counts = torch.bincount(atoms[real], minlength=len(self.vocab)).double()
-        n = atoms.shape[1]
-        pairs = real[:, :, None] & real[:, None, :] & torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
-        bond_counts = torch.bincount(bonds[pairs], minlength=NUM_BOND_TYPES).double()
-        size_counts = torch.bincount(real.sum(1), minlength=self.vocab.max_atoms + 1).double()
-        return atom_counts, bond_counts, size_counts
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate_graphs, drop_last=shuffle, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        train = self.splits["train"]
+        return graph_counts(train["atoms"], train["bonds"], len(self.vocab), NUM_BOND_TYPES, self.vocab.max_atoms)
 
 
 def qm9pack_data_folder() -> Path:

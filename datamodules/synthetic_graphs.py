@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-import lightning as L
 import networkx as nx
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from .graphs import GraphDataModule, graph_counts
 
 KINDS = ("planar", "tree")
 SPLIT = {"train": 128, "val": 32, "test": 40}  # of 200 graphs, as SPECTRE and its successors split them
@@ -61,7 +62,7 @@ def dense_graphs(graphs: list[nx.Graph], num_nodes: int) -> tuple[Tensor, Tensor
     return atoms, bonds
 
 
-class SyntheticGraphDataModule(L.LightningDataModule):
+class SyntheticGraphDataModule(GraphDataModule):
     """planar or tree graphs, generated at setup (no file, no download)."""
 
     def __init__(self, kind: str = "planar", num_graphs: int = 200, num_nodes: int = 64, seed: int = 0,
@@ -95,22 +96,7 @@ class SyntheticGraphDataModule(L.LightningDataModule):
     def statistics(self) -> tuple[Tensor, Tensor, Tensor]:
         """Training-set counts: node types (one), edge states over node pairs (0 = none, 1 = edge), graph sizes."""
         atoms, bonds = dense_graphs(self.graphs("train"), self.num_nodes)
-        real = atoms >= 0
-        pairs = real[:, :, None] & real[:, None, :] & torch.triu(torch.ones(self.num_nodes, self.num_nodes, dtype=torch.bool), 1)
-        return (torch.tensor([float(real.sum())], dtype=torch.float64),
-                torch.bincount(bonds[pairs], minlength=2).double(),
-                torch.bincount(real.sum(1), minlength=self.num_nodes + 1).double())
+        return graph_counts(atoms, bonds, 1, 2, self.num_nodes)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        atoms, bonds = dense_graphs(self.graphs(split), self.num_nodes)
-        return DataLoader(TensorDataset(atoms, bonds), batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, drop_last=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+    def dataset(self, split: str) -> TensorDataset:
+        return TensorDataset(*dense_graphs(self.graphs(split), self.num_nodes))

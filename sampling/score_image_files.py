@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
-from datamodules.image_sets import is_statistics_file, open_image_set
-from models.measures.reference_stats import load_statistics, save_statistics
+from datamodules.image_sets import ImageSet, is_statistics_file, open_image_set
+from models.measures.image_metrics import ImageQuality
+from models.measures.reference_stats import ReferenceKey, load_statistics, save_statistics
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import check_outputs, write_json
 
 from .evaluate_images import FULL_FID_SAMPLES, KID_SUBSET_SIZE, build_image_quality, fill_reference
 from .progress import progress_bar
 from .settings import ImageFileScoring
+
+
+def load_reference(quality: ImageQuality, path: str, images: Optional[ImageSet], batch_size: int
+                   ) -> tuple[str, Optional[ReferenceKey]]:
+    """`quality`'s reference state from a statistics file (`images` None) or from the images (cached by content);
+    what it came from, and its key (None for a mu / sigma .npz)."""
+    if images is not None:
+        return images.description, fill_reference(quality, images, batch_size)
+    key = load_statistics(path, quality)
+    if key is None:
+        print(f"note: {path!r} holds mu and sigma only: they are taken as computed with {quality.network}")
+    if quality.kid is not None:  # KID's subsets cannot exceed the reference, whose size the file told
+        quality.kid.subset_size = min(quality.kid.subset_size, quality.real_count)
+    return str(path), key
 
 
 def score_image_files(scoring: ImageFileScoring) -> int:
@@ -37,20 +52,10 @@ def score_image_files(scoring: ImageFileScoring) -> int:
         raise UsageError(unavailable or f"--metrics {','.join(scoring.metrics)}: nothing to compute on image files")
     if unavailable:
         print(f"warning: {unavailable}", file=sys.stderr)
-    key = None
-    if reference is None:
-        key = load_statistics(scoring.reference, quality)
-        if key is None:
-            print(f"note: {scoring.reference!r} holds mu and sigma only: they are taken as computed with {quality.network}")
-        reference_source = str(scoring.reference)
-        if quality.kid is not None:  # KID's subsets cannot exceed the reference, whose size the file told
-            quality.kid.subset_size = min(quality.kid.subset_size, quality.real_count)
-    else:
-        key = fill_reference(quality, reference, scoring.batch_size)
-        if scoring.save_reference:
-            save_statistics(scoring.save_reference, quality, key)
-            print(f"wrote the reference statistics to {scoring.save_reference}")
-        reference_source = reference.description
+    reference_source, key = load_reference(quality, scoring.reference, reference, scoring.batch_size)
+    if scoring.save_reference:
+        save_statistics(scoring.save_reference, quality, key)
+        print(f"wrote the reference statistics to {scoring.save_reference}")
     start = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task(f"samples: {samples.description}", total=len(samples))

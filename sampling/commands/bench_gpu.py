@@ -176,7 +176,8 @@ def fid_part(images: torch.Tensor, reference: Optional[str], budget: float) -> d
     the reason, when the Inception or the reference is not here."""
     from datamodules.image_sets import is_statistics_file, open_image_set
     from models.measures.image_metrics import ImageQuality
-    from models.measures.reference_stats import load_statistics
+    from sampling.evaluate_images import KID_SUBSET_SIZE
+    from sampling.score_image_files import load_reference
 
     row: dict[str, Any] = {"part": "fid", "config": "cifar", "samples": len(images)}
     if reference is None:
@@ -185,15 +186,12 @@ def fid_part(images: torch.Tensor, reference: Optional[str], budget: float) -> d
     try:
         statistics_file = is_statistics_file(reference)
         reference_set = None if statistics_file else open_image_set(reference, "--reference")
-        subset = min(1000, len(images), len(reference_set) if reference_set is not None else 1000)
-        quality = ImageQuality(None, want_fid=True, want_is=False, want_kid=not statistics_file, kid_subset_size=subset)
+        subset = min(KID_SUBSET_SIZE, len(images), len(reference_set) if reference_set is not None else KID_SUBSET_SIZE)
+        with_kid = not (statistics_file and Path(reference).suffix == ".npz")  # mu / sigma: FID only
+        quality = ImageQuality(None, want_fid=True, want_is=False, want_kid=with_kid, kid_subset_size=subset)
+        load_reference(quality, reference, reference_set, 100)
     except QGFDError as error:
         return {**row, "skipped": str(error)}
-    if statistics_file:
-        load_statistics(reference, quality)
-    else:
-        for batch in reference_set.batches(100):
-            quality.update_real(batch)
     for lo in range(0, len(images), 100):
         quality.update_fake(images[lo: lo + 100])
     scores = quality.compute()

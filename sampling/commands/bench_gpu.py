@@ -28,6 +28,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from qgfd_gen.errors import QGFDError
 from qgfd_gen.memory import MemoryTracker
 
+from .bench_molecules import random_molecules, set_uniform_statistics
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses")  # cifar-vanilla is cifar's vanilla arm
 ARMS = ("qgfd", "vanilla")
@@ -68,20 +70,14 @@ def build_model(config: dict[str, Any], arm: str, tiny: bool) -> L.LightningModu
 
 def random_inputs(model: L.LightningModule, batch: int, count: int) -> DataLoader:
     """`count` batches of random inputs shaped as the config's data: images in [-1, 1], or molecules of the
-    vocabulary's largest size (a quarter padded, random bonds), with uniform chain statistics."""
-    generator = torch.Generator().manual_seed(0)
+    vocabulary's largest size (bench_molecules.random_molecules), with a stand-in chain noise limit."""
     if getattr(model, "kind", "") == "images":
         unet = model.unet_config
+        generator = torch.Generator().manual_seed(0)
         data = (torch.rand(batch * count, unet.in_channels, unet.sample_size, unet.sample_size, generator=generator) * 2 - 1,)
     else:
-        vocab, n = model.vocab, model.vocab.max_atoms
-        sizes = torch.zeros(n + 1)
-        sizes[max(1, n * 2 // 3):] = 1
-        model.diffusion.set_statistics(torch.ones(len(vocab)), torch.tensor([8.0, 1.0, 0.3, 0.1]), sizes)
-        atoms = torch.randint(0, len(vocab), (batch * count, n), generator=generator)
-        atoms[:, n * 3 // 4:] = -1
-        bonds = torch.triu(torch.randint(0, 2, (batch * count, n, n), generator=generator), 1)
-        data = (atoms, bonds + bonds.transpose(1, 2))
+        set_uniform_statistics(model)
+        data = random_molecules(model, batch * count)
     return DataLoader(TensorDataset(*data), batch_size=batch, shuffle=False)
 
 

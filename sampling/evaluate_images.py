@@ -8,23 +8,21 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
 from datamodules.image_sets import DatasetImages, ImageSet
 from datamodules.images import first_images
-from models.measures.image_metrics import ImageQuality, InceptionUnavailable
+from models.measures.image_metrics import ImageQuality, InceptionUnavailable, load_feature_extractor
 from models.measures.reference_stats import ReferenceKey, reference_statistics
 from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
 from models.processes.early_exit import EXIT_METHOD
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, DataUnavailableError
-from qgfd_gen.io import atomic_path, check_outputs, file_digest
+from qgfd_gen.io import check_outputs, file_digest
 
 from .distributed import Shard, launch
 from .progress import progress_bar
 from .results import SweepResults
-from .settings import ImageEvaluation, SweepSettings
+from .settings import ImageEvaluation
 from .sweep import check_sweep, run_sweep, writer_lock
 
 IMAGE_METRICS = ("fid", "kid", "is", "nll")
@@ -40,10 +38,9 @@ def build_image_quality(metrics: tuple[str, ...], inception_weights: Optional[st
     if not (want_fid or want_kid or want_is):
         return None, None
     if feature_extractor:
-        extractor = torch.jit.load(feature_extractor, map_location="cpu").eval()
+        extractor, extractor_id = load_feature_extractor(feature_extractor)
         quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is, want_kid=want_kid,
-                               kid_subset_size=kid_subset_size)
-        quality.network = "custom-" + file_digest(feature_extractor)
+                               kid_subset_size=kid_subset_size, extractor_id=extractor_id)
         return quality, None
     try:
         quality = ImageQuality(None, inception_weights, want_fid, want_is, want_kid, kid_subset_size=kid_subset_size)

@@ -16,6 +16,13 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 
 
+def load_feature_extractor(path: str) -> tuple[nn.Module, str]:
+    """A TorchScript feature extractor and its id, `custom-<content hash>`, which results and cache keys record."""
+    from qgfd_gen.io import file_digest
+
+    return torch.jit.load(path, map_location="cpu").eval(), "custom-" + file_digest(path)
+
+
 class InceptionUnavailable(RuntimeError):
     """InceptionV3 weights are neither given nor in the torch hub cache, and nothing is downloaded here."""
 
@@ -50,7 +57,8 @@ class ImageQuality(nn.Module):
     metrics never sync."""
 
     def __init__(self, feature_extractor: Optional[nn.Module] = None, inception_weights: Optional[str] = None,
-                 want_fid: bool = True, want_is: bool = True, want_kid: bool = False, kid_subset_size: int = 100):
+                 want_fid: bool = True, want_is: bool = True, want_kid: bool = False, kid_subset_size: int = 100,
+                 extractor_id: str = "custom"):
         super().__init__()
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.inception import InceptionScore
@@ -64,7 +72,7 @@ class ImageQuality(nn.Module):
         if feature_extractor is not None:
             features = {"feature": ExtractorFeatures(feature_extractor)}
             logits = {"feature": feature_extractor, "splits": IS_SPLITS}
-            self.network, self.resize = "custom", None
+            self.network, self.resize = extractor_id, None
         elif inception_weights or torch_fidelity_weights_path().is_file():
             from torchmetrics.image.fid import NoTrainInceptionV3
 

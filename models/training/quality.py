@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Optional
 
 import lightning as L
-import torch
 
 from qgfd_gen.errors import DataUnavailableError
 
@@ -53,22 +52,19 @@ class SampleQualityCallback(L.Callback):
         """Build the metrics now, so that a missing extractor or Inception weights stop the run before training."""
         if stage != "fit" or self.quality is not None:
             return
-        from models.measures.image_metrics import ImageQuality, InceptionUnavailable
-        from qgfd_gen.io import file_digest
+        from models.measures.image_metrics import ImageQuality, InceptionUnavailable, load_feature_extractor
 
-        extractor = None
+        extractor, extractor_id = None, "custom"
         if self.feature_extractor:
             if not Path(self.feature_extractor).is_file():
                 raise DataUnavailableError(f"feature_extractor {self.feature_extractor!r} does not exist; for digits make it "
                                            f"with: qgfd-features --out {self.feature_extractor}")
-            extractor = torch.jit.load(self.feature_extractor, map_location="cpu").eval()
+            extractor, extractor_id = load_feature_extractor(self.feature_extractor)
         try:
             self.quality = ImageQuality(extractor, self.inception_weights, want_fid=True, want_is=False, want_kid=True,
-                                        kid_subset_size=self.kid_subset_size)
+                                        kid_subset_size=self.kid_subset_size, extractor_id=extractor_id)
         except InceptionUnavailable as error:
             raise DataUnavailableError(f"SampleQualityCallback: {error}") from None
-        if extractor is not None:
-            self.quality.network = "custom-" + file_digest(self.feature_extractor)
 
     def state_dict(self) -> dict:
         return {"measured_at": self._measured_at}  # so that a resumed run does not measure the same multiple again

@@ -75,11 +75,20 @@ def test_sampler_suite_against_diffusers_on_a_tiny_unet(tmp_path):
 
 
 def test_gpu_suite_tiny_runs_every_part_on_the_cpu(tmp_path, capsys):
+    import gzip
+
     import numpy as np
 
     np.savez(tmp_path / "reference.npz", np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8))
+    data_dir = tmp_path / "data"  # QM9 comes from qm9pack (cached here), MOSES from a small copy of its files
+    (data_dir / "moses").mkdir(parents=True)
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccccc1", "CCN(CC)CC", "O=C(O)c1ccccc1", "CC1CCCCC1", "Cc1ccncc1", "CCOC(C)=O"]
+    for name, rows in (("train.csv.gz", smiles * 5), ("test.csv.gz", smiles)):
+        with gzip.open(data_dir / "moses" / name, "wt") as handle:
+            handle.write("SMILES,SPLIT\n" + "".join(f"{s},x\n" for s in rows))
     out = tmp_path / "gpu.json"
-    assert bench_main(["--suite", "gpu", "--tiny", "--reference", str(tmp_path / "reference.npz"), "--out", str(out)]) == 0
+    assert bench_main(["--suite", "gpu", "--tiny", "--reference", str(tmp_path / "reference.npz"), "--out", str(out),
+                       "--data-dir", str(data_dir)]) == 0
     data = json.loads(out.read_text())
     train = [r for r in data["rows"] if r["part"] == "train"]
     assert [(r["config"], r["arm"]) for r in train] == [(c, a) for c in ("cifar", "celeba", "qm9", "zinc", "moses")
@@ -87,6 +96,10 @@ def test_gpu_suite_tiny_runs_every_part_on_the_cpu(tmp_path, capsys):
     assert all(r["steps_done"] == 3 and r["losses_finite"] and r["peak_memory_mb"] > 0 and not r["cut_short"]
                and r["precision"] == "bf16-mixed" for r in train)  # autocast, as on a GPU
     assert set(data["meta"]["ratios"]) == {f"{c}_qgfd_vs_vanilla_step" for c in ("cifar", "celeba", "qm9", "zinc", "moses")}
+    inputs = {r["config"]: r["inputs"] for r in train}
+    assert inputs["qm9"].startswith("data set: QM9DataModule") and inputs["moses"].startswith("data set: MOSESDataModule")
+    for absent, named in (("cifar", "cifar-10-batches-py"), ("celeba", "CelebA"), ("zinc", "250k_rndm_zinc")):
+        assert inputs[absent].startswith("random tensors") and named in inputs[absent]  # the reason, not a download
     assert data["meta"]["tiny"] and "random tensors" in data["meta"]["inputs"]
     sample = next(r for r in data["rows"] if r["part"] == "sample")
     fid = next(r for r in data["rows"] if r["part"] == "fid")
@@ -105,3 +118,24 @@ def test_gpu_suite_cuts_a_part_over_its_budget_and_needs_a_gpu_without_tiny(tmp_
         assert bench_main(["--suite", "gpu", "--out", str(tmp_path / "x.json")]) == 2
         assert "needs a CUDA device and this machine has none; --tiny" in capsys.readouterr().err
         assert not (tmp_path / "x.json").exists()
+
+
+def test_gpu_suite_trains_images_on_the_data_set_where_it_is(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from sampling.commands.bench_gpu import build_model, load_config, training_inputs
+
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    config = load_config("cifar-cpu")  # an image-folder config: data_dir is the folder itself
+    model = build_model(config, "qgfd", tiny=True)
+    fit_inputs, inputs, _ = training_inputs(config, model, 2, 3, True, str(tmp_path))
+    assert inputs == f"data set: ImageFolderDataModule from {str(tmp_path)!r}"
+    batch = next(iter(fit_inputs["datamodule"].train_dataloader()))
+    images = batch[0] if isinstance(batch, (list, tuple)) else batch
+    size = model.unet_config.sample_size
+    assert images.shape == (2, 3, size, size) and images.min() >= -1 and images.max() <= 1  # resized to the tiny model
+    fit_inputs, inputs, _ = training_inputs(config, model, 2, 3, True, str(tmp_path / "absent"))
+    assert inputs.startswith("random tensors") and "absent" in inputs and "train_dataloaders" in fit_inputs

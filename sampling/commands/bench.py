@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -180,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"gpu suite: configs to check (default {','.join(GPU_CONFIGS)})")
     parser.add_argument("--reference", default=None,
                         help="gpu suite: CIFAR-10 reference images (folder, .npz) or statistics, for FID / KID")
+    parser.add_argument("--data-dir", default=None,
+                        help="gpu suite: where the configs' data sets are (default: each config's data_dir); a set "
+                             "that is not there is replaced by random inputs, never downloaded")
     parser.add_argument("--ckpt", default=None, help="sampler suite: an image checkpoint (default: digits U-Net)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     return parser
@@ -193,7 +197,7 @@ def run_gpu_suite(args: argparse.Namespace, meta: dict, say: Callable[[str], Non
                                      args.part_budget or (120.0 if args.tiny else 40.0),
                                      args.num_images or (8 if args.tiny else 1000), 2 if args.tiny else 50,
                                      args.part_budget or (120.0 if args.tiny else 90.0), args.reference, device,
-                                     args.tiny, say)
+                                     args.tiny, say, args.data_dir)
     print_gpu_table(rows, meta["ratios"])
     return rows, [r for r in rows if "failed" in r or (r["part"] == "train" and not r["losses_finite"])]
 
@@ -205,6 +209,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.suite == "gpu" and not args.tiny and not torch.cuda.is_available():
         raise UsageError("--suite gpu needs a CUDA device and this machine has none; --tiny runs the same code on the "
                          "CPU at tiny sizes")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir!r} is not a folder; give the folder holding the data sets (or "
+                         "leave it out: each config's data_dir)")
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = {"suite": args.suite, "torch": torch.__version__, "threads": torch.get_num_threads(),

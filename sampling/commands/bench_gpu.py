@@ -4,9 +4,11 @@ through Lightning in the precision the config would pick there (bf16 or fp16 mix
 device memory, the QGFD / vanilla step-time ratio and whether the loss stays finite and falls; then CIFAR-10 images
 from DDIM at 50 steps (images per second) and their FID / KID when the Inception and a reference are here.
 
-Training inputs are random tensors of each config's shapes (image size and channels, batch size; molecules of the
-vocabulary's largest size): speed and memory do not depend on the values, nothing is read from disk or downloaded,
-and a machine holding only the repository can run it. Every part has a time budget; a part that runs over it is
+Training reads each config's own data set where it is on the machine (its data module with downloads off; molecule
+sets capped at MAX_MOLECULES per split, so encoding stays within seconds), so "loss falling" is measured on real
+data. Where the set is absent (a GPU machine may hold only the repository) the part uses random tensors of the
+config's shapes (image size and channels, batch size; molecules of the vocabulary's largest size) and its row says
+so and why: speed and memory do not depend on the values. Nothing downloads. Every part has a time budget; a part that runs over it is
 cut short and reported as such, so one slow part never costs the whole check. `--tiny` runs the same code on the
 CPU with tiny widths and a few steps, which is how the tests prove it before a GPU sees it.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +36,10 @@ from .bench_molecules import random_molecules, set_uniform_statistics
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses")  # cifar-vanilla is cifar's vanilla arm
 ARMS = ("qgfd", "vanilla")
-INPUTS = "random tensors of each config's shapes (speed and memory do not depend on the values; no data is read)"
+INPUTS = ("each config's data set where it is on this machine (downloads off), else random tensors of its shapes; "
+          "every train row's `inputs` says which")
+RANDOM_INPUTS = "random tensors of the config's shapes (speed and memory do not depend on the values)"
+MAX_MOLECULES = 10_000  # per split: a few hundred steps of batches; MOSES reads and encodes in about 25 s once
 
 
 def load_config(name: str) -> dict[str, Any]:
@@ -81,6 +87,46 @@ def random_inputs(model: L.LightningModule, batch: int, count: int) -> DataLoade
     return DataLoader(TensorDataset(*data), batch_size=batch, shuffle=False)
 
 
+def config_datamodule(config: dict[str, Any], batch: int, tiny: bool, data_dir: Optional[str],
+                      model: L.LightningModule) -> L.LightningDataModule:
+    """The config's data module as `lightning fit` would build it, with downloads off, the part's batch size,
+    `data_dir` when given, molecule sets capped, and (tiny) images resized to the tiny model's size."""
+    data = copy.deepcopy(config["data"])
+    module, _, name = data["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    accepted = inspect.signature(cls).parameters
+    args = {**(data.get("init_args") or {}), "batch_size": batch}
+    if "download" in accepted:
+        args["download"] = False
+    if data_dir is not None:
+        args["data_dir"] = data_dir
+    if "max_molecules" in accepted:
+        args["max_molecules"] = 64 if tiny else MAX_MOLECULES
+    if tiny:
+        args["num_workers"] = 0
+        if "image_size" in accepted:
+            args["image_size"] = model.unet_config.sample_size
+    return cls(**args)
+
+
+def training_inputs(config: dict[str, Any], model: L.LightningModule, batch: int, count: int, tiny: bool,
+                    data_dir: Optional[str]) -> tuple[dict[str, Any], str, float]:
+    """`trainer.fit` keyword arguments, what they are and the seconds spent preparing them: the config's data
+    set when it is here, else `count` random batches, with the reason the set was not used."""
+    start = time.perf_counter()
+    try:
+        datamodule = config_datamodule(config, batch, tiny, data_dir, model)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except QGFDError as error:
+        reason = str(error).strip().splitlines()[0]
+        return ({"train_dataloaders": random_inputs(model, batch, count)}, f"{RANDOM_INPUTS}: {reason}",
+                time.perf_counter() - start)
+    where = getattr(datamodule, "path", None) or datamodule.data_dir
+    return ({"datamodule": datamodule}, f"data set: {type(datamodule).__name__} from {str(where)!r}",
+            time.perf_counter() - start)
+
+
 class StepRecorder(L.Callback):
     """Each step's loss and wall time (the device synchronised); stops the fit when the part's budget is spent."""
 
@@ -116,12 +162,14 @@ def precision_for(device: str) -> str:
     return default_precision() if device == "cuda" else "bf16-mixed"
 
 
-def train_part(name: str, arm: str, steps: int, budget: float, device: str, tiny: bool) -> tuple[dict[str, Any], Any]:
-    """A config's arm trained for `steps` steps on random inputs; its row and the trained model."""
+def train_part(name: str, arm: str, steps: int, budget: float, device: str, tiny: bool,
+               data_dir: Optional[str] = None) -> tuple[dict[str, Any], Any]:
+    """A config's arm trained for `steps` steps on its data set (random inputs where it is absent); its row and
+    the trained model."""
     config = load_config(name)
     model = build_model(config, arm, tiny)
     batch = 2 if tiny else int(config["data"]["init_args"].get("batch_size", 64))
-    loader = random_inputs(model, batch, min(steps, 8))
+    fit_inputs, inputs, data_seconds = training_inputs(config, model, batch, min(steps, 8), tiny, data_dir)
     recorder = StepRecorder(budget)
     precision = precision_for(device)
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, accelerator=device, devices=1, precision=precision,
@@ -130,11 +178,11 @@ def train_part(name: str, arm: str, steps: int, budget: float, device: str, tiny
                         gradient_clip_val=config.get("trainer", {}).get("gradient_clip_val"))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        trainer.fit(model, train_dataloaders=loader)
+        trainer.fit(model, **fit_inputs)
         peak, memory_kind = torch.cuda.max_memory_allocated() / 2**20, "device peak (torch.cuda.max_memory_allocated)"
     else:
         with MemoryTracker() as tracker:
-            trainer.fit(model, train_dataloaders=loader)
+            trainer.fit(model, **fit_inputs)
         peak, memory_kind = tracker.peak_bytes / 2**20, "peak of tensors created during the part (counted)"
     times = recorder.seconds[2:] if len(recorder.seconds) > 4 else recorder.seconds  # warm-up steps left out
     losses = recorder.losses
@@ -146,7 +194,8 @@ def train_part(name: str, arm: str, steps: int, budget: float, device: str, tiny
            "steps_per_second": 1 / statistics.median(times) if times else None, "peak_memory_mb": peak,
            "memory": memory_kind, "loss_first": statistics.fmean(losses[:quarter]) if losses else None,
            "loss_last": statistics.fmean(losses[-quarter:]) if losses else None,
-           "losses_finite": all(map(_finite, losses)) and bool(losses), "inputs": INPUTS}
+           "losses_finite": all(map(_finite, losses)) and bool(losses), "inputs": inputs,
+           "data_seconds": round(data_seconds, 3)}
     row["loss_falling"] = bool(losses) and row["losses_finite"] and row["loss_last"] < row["loss_first"]
     return row, model
 
@@ -198,13 +247,14 @@ def fid_part(images: torch.Tensor, reference: Optional[str], budget: float) -> d
 
 def gpu_suite(configs: tuple[str, ...], steps: int, train_budget: float, num_images: int, sample_steps: int,
               sample_budget: float, reference: Optional[str], device: str, tiny: bool,
-              progress: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+              progress: Callable[[str], None], data_dir: Optional[str] = None
+              ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     rows, trained = [], {}
     for name in configs:
         for arm in ARMS:
             progress(f"train {name} {arm} ({steps} steps, budget {train_budget:g} s)")
             try:
-                row, model = train_part(name, arm, steps, train_budget, device, tiny)
+                row, model = train_part(name, arm, steps, train_budget, device, tiny, data_dir)
             except Exception as error:  # a part that fails is reported, and the others still run
                 row, model = {"part": "train", "config": name, "arm": arm, "failed": f"{type(error).__name__}: {error}"}, None
             rows.append(row)
@@ -236,7 +286,8 @@ def print_gpu_table(rows: list[dict[str, Any]], ratios: dict[str, float]) -> Non
             print(f"{r['config']:8}{r['arm']:9}  FAILED {r['failed']}")
             continue
         loss = f"{r['loss_first']:.3f}->{r['loss_last']:.3f}" if r["losses_finite"] else "non-finite"
-        note = ("cut short; " if r["cut_short"] else "") + ("falling" if r["loss_falling"] else "NOT falling")
+        note = (("cut short; " if r["cut_short"] else "") + ("falling" if r["loss_falling"] else "NOT falling")
+                + ("; random inputs" if r["inputs"].startswith(RANDOM_INPUTS) else "; real data"))
         print(f"{r['config']:8}{r['arm']:9}{r['precision']:>10}{r['steps_done']:>8}{r['steps_per_second']:>9.2f}"
               f"{r['peak_memory_mb']:>10.1f}{loss:>17}  {note}")
     for name, value in ratios.items():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import inspect
 import statistics
 import time
 from pathlib import Path
@@ -26,20 +25,16 @@ from typing import Any, Callable, Optional
 import lightning as L
 import torch
 import yaml
-from torch.utils.data import DataLoader, TensorDataset
 
 from qgfd_gen.errors import QGFDError
 from qgfd_gen.memory import MemoryTracker
 
-from .bench_molecules import random_molecules, set_uniform_statistics
+from .bench_gpu_inputs import INPUTS, RANDOM_INPUTS, training_inputs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses")  # cifar-vanilla is cifar's vanilla arm
 ARMS = ("qgfd", "vanilla")
-INPUTS = ("each config's data set where it is on this machine (downloads off), else random tensors of its shapes; "
-          "every train row's `inputs` says which")
-RANDOM_INPUTS = "random tensors of the config's shapes (speed and memory do not depend on the values)"
-MAX_MOLECULES = 10_000  # per split: a few hundred steps of batches; MOSES reads and encodes in about 25 s once
+
 
 
 def load_config(name: str) -> dict[str, Any]:
@@ -72,59 +67,6 @@ def build_model(config: dict[str, Any], arm: str, tiny: bool) -> L.LightningModu
     module, _, name = class_path.rpartition(".")
     torch.manual_seed(0)
     return getattr(importlib.import_module(module), name)(**args)
-
-
-def random_inputs(model: L.LightningModule, batch: int, count: int) -> DataLoader:
-    """`count` batches of random inputs shaped as the config's data: images in [-1, 1], or molecules of the
-    vocabulary's largest size (bench_molecules.random_molecules), with a stand-in chain noise limit."""
-    if getattr(model, "kind", "") == "images":
-        unet = model.unet_config
-        generator = torch.Generator().manual_seed(0)
-        data = (torch.rand(batch * count, unet.in_channels, unet.sample_size, unet.sample_size, generator=generator) * 2 - 1,)
-    else:
-        set_uniform_statistics(model)
-        data = random_molecules(model, batch * count)
-    return DataLoader(TensorDataset(*data), batch_size=batch, shuffle=False)
-
-
-def config_datamodule(config: dict[str, Any], batch: int, tiny: bool, data_dir: Optional[str],
-                      model: L.LightningModule) -> L.LightningDataModule:
-    """The config's data module as `lightning fit` would build it, with downloads off, the part's batch size,
-    `data_dir` when given, molecule sets capped, and (tiny) images resized to the tiny model's size."""
-    data = copy.deepcopy(config["data"])
-    module, _, name = data["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    accepted = inspect.signature(cls).parameters
-    args = {**(data.get("init_args") or {}), "batch_size": batch}
-    if "download" in accepted:
-        args["download"] = False
-    if data_dir is not None:
-        args["data_dir"] = data_dir
-    if "max_molecules" in accepted:
-        args["max_molecules"] = 64 if tiny else MAX_MOLECULES
-    if tiny:
-        args["num_workers"] = 0
-        if "image_size" in accepted:
-            args["image_size"] = model.unet_config.sample_size
-    return cls(**args)
-
-
-def training_inputs(config: dict[str, Any], model: L.LightningModule, batch: int, count: int, tiny: bool,
-                    data_dir: Optional[str]) -> tuple[dict[str, Any], str, float]:
-    """`trainer.fit` keyword arguments, what they are and the seconds spent preparing them: the config's data
-    set when it is here, else `count` random batches, with the reason the set was not used."""
-    start = time.perf_counter()
-    try:
-        datamodule = config_datamodule(config, batch, tiny, data_dir, model)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-    except QGFDError as error:
-        reason = str(error).strip().splitlines()[0]
-        return ({"train_dataloaders": random_inputs(model, batch, count)}, f"{RANDOM_INPUTS}: {reason}",
-                time.perf_counter() - start)
-    where = getattr(datamodule, "path", None) or datamodule.data_dir
-    return ({"datamodule": datamodule}, f"data set: {type(datamodule).__name__} from {str(where)!r}",
-            time.perf_counter() - start)
 
 
 class StepRecorder(L.Callback):

@@ -101,3 +101,14 @@ def test_non_finite_samples_fail_naming_the_setting(tiny_image_model):
         model.ema.module.conv_out.weight.fill_(float("inf"))
     with pytest.raises(ValueError, match=r"2 of 2 samples came out non-finite \(sampler=ddim, steps=4"):
         model.sample(2, sampler="ddim", steps=4)
+
+
+@pytest.mark.parametrize("sampler, clipped", [("ddim", True), ("dpm++", True), ("dpm++-unclipped", False)])
+def test_samplers_clip_the_clean_prediction_as_ddim_does(sampler, clipped):
+    """A denoiser whose noise prediction is far off (as an undertrained one's is at the noisiest steps) puts the
+    clean prediction far outside [-1, 1]; every sampler but the explicitly unclipped one keeps it there."""
+    diffusion = GaussianDiffusion(NoiseSchedule(num_train_timesteps=100))
+    x = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    result = diffusion.reverse(lambda x_t, t: torch.full_like(x_t, -3.0), x, sampler, steps=10)
+    peak = float(result.samples.abs().max())
+    assert (peak <= 1 + 1e-5) if clipped else (peak > 5), peak

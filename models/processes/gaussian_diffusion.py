@@ -28,7 +28,13 @@ from .early_exit import EarlyExit
 from .log_snr import LogSNRSchedule
 from .samples import ChainResult
 
-FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++")
+# Every sampler clips its clean-image prediction to [-1, 1] at each step (DDPM / DDIM through diffusers'
+# `clip_sample`, DPM-Solver++ through its thresholding at sample_max_value 1, the adaptive sampler in
+# _clean_from_output): an undertrained model's clean prediction at the noisiest steps multiplies its noise error by
+# up to 1 / sqrt(abar), and DPM-Solver++ without the clip diverged on the 5,000-step CIFAR-10 model
+# (docs/sweeps/cifar-cpu-5000-step-model). `dpm++-unclipped` is the sampler before that change, which the
+# committed digits figures used.
+FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++-unclipped")
 SAMPLERS = FIXED_SAMPLERS + ("adaptive",)
 PREDICTIONS = ("epsilon", "v_prediction")
 Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t [B, C, H, W], timesteps [B]) -> network output
@@ -120,7 +126,9 @@ class GaussianDiffusion(nn.Module):
         elif sampler == "ddim":
             scheduler = DDIMScheduler.from_config(config, set_alpha_to_one=False)
         else:
-            scheduler = DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+            scheduler = DPMSolverMultistepScheduler.from_config(  # thresholding at 1 is clipping to [-1, 1]
+                config, algorithm_type="dpmsolver++", solver_order=2, thresholding=sampler == "dpm++",
+                sample_max_value=1.0)
         scheduler.set_timesteps(steps)
         return scheduler
 
@@ -160,7 +168,8 @@ class GaussianDiffusion(nn.Module):
                     alive, x, output = alive[keep], x[keep], output[keep]
                     exit_rule.keep(keep)
                     _keep_in_scheduler(scheduler, keep)
-            noise_kwargs = {"generator": _device_generator(generator, x.device)} if sampler != "dpm++" else {}
+            noisy = sampler in ("ddpm", "ddim")  # DPM-Solver++'s steps take no generator
+            noise_kwargs = {"generator": _device_generator(generator, x.device)} if noisy else {}
             x = scheduler.step(output, t, x, **step_kwargs, **noise_kwargs).prev_sample
         out[alive] = x
         return ChainResult(out, evaluations, torch.zeros_like(evaluations))

@@ -21,5 +21,7 @@ __all__ = [
 from .graphs import collate_graphs  # noqa: E402
 from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule  # noqa: E402
 from .moses import MOSESDataModule  # noqa: E402
+from .synthetic_graphs import SyntheticGraphDataModule  # noqa: E402
 
-__all__ += ["MOSESDataModule", "MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "ZINC250kDataModule", "collate_graphs"]
+__all__ += ["MOSESDataModule", "MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "SyntheticGraphDataModule",
+            "ZINC250kDataModule", "collate_graphs"]

@@ -9,6 +9,7 @@ from .processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
 from .processes.graph_diffusion import GraphDiffusion
 from .training.callbacks import SampleGridCallback
 from .training.diagnostics import TrainingDiagnostics
+from .training.graph_generation import GraphGeneration, GraphSamples
 from .training.image_diffusion import ImageDiffusion, SampleResult
 from .training.molecule_diffusion import MoleculeDiffusion, MoleculeSamples
 from .training.optimization import OptimizerConfig
@@ -16,6 +17,6 @@ from .training.pipeline import export_pipeline, load_pipeline
 from .training.predict import SampleWriter
 from .training.quality import SampleQualityCallback
 
-__all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
+__all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphGeneration", "GraphSamples", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
            "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback",
            "SampleResult", "SampleWriter", "TrainingDiagnostics", "UNetConfig", "export_pipeline", "load_pipeline"]

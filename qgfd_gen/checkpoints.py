@@ -20,8 +20,8 @@ from .errors import CheckpointError
 
 RECORD_KEY = "qgfd_gen"
 FORMAT = 2
-KINDS = ("images", "molecules")
-KIND_NAMES = {"images": "an image", "molecules": "a molecule"}
+KINDS = ("images", "molecules", "graphs")
+KIND_NAMES = {"images": "an image", "molecules": "a molecule", "graphs": "a graph"}
 
 
 def read_checkpoint(path: str | Path, mmap: bool = True) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from rdkit import Chem
 
 from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
 from datamodules.smiles_files import read_smiles_file
+from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
 from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from models.training.loading import load_datamodule, load_model
@@ -25,7 +26,7 @@ from .settings import MoleculeEvaluation, SmilesFileScoring
 from .sweep import check_sweep, run_sweep, writer_lock, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
-MOLECULE_SAMPLER = "posterior-jump"  # the molecule chain's only sampler: jumps between timesteps by the posterior
+MOLECULE_SAMPLER = CHAIN_SAMPLER
 
 
 def read_reference(path: str, role: str) -> list[str]:

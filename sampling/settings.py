@@ -83,3 +83,23 @@ class SmilesFileScoring:
     json: Optional[str]
     fcd: bool = True
     nspdk: bool = True
+
+
+@dataclass
+class GraphEvaluation:
+    """`qgfd-eval graphs` from a checkpoint: V.U.N. and the MMDs (and their ratios) against sampler steps."""
+
+    sweep: SweepSettings
+    kernel: str = "tv"
+
+
+@dataclass
+class GraphFileScoring:
+    """`qgfd-eval graphs --samples FILE`: graphs made elsewhere, scored against a benchmark's own graphs."""
+
+    samples: str
+    benchmark: str
+    json: Optional[str]
+    num_nodes: int = 64
+    seed: int = 0
+    kernel: str = "tv"

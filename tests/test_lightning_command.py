@@ -10,17 +10,22 @@ from PIL import Image
 
 from conftest import CONFIGS
 from datamodules import DataUnavailableError, ImageFolderDataModule
-from models import ImageDiffusion, MoleculeDiffusion, SampleQualityCallback
+from models import GraphGeneration, ImageDiffusion, MoleculeDiffusion, SampleQualityCallback
 from sampling.commands.lightning import main, run_cli
 
 IMAGE_CONFIGS = ["digits", "cifar", "cifar-vanilla", "cifar-cpu", "celeba"]
 MOLECULE_CONFIGS = ["qm9-cpu", "qm9", "zinc"]
+GRAPH_CONFIGS = ["planar-cpu", "tree-cpu", "planar", "tree"]
 
 
-@pytest.mark.parametrize("name", IMAGE_CONFIGS + MOLECULE_CONFIGS)
+@pytest.mark.parametrize("name", IMAGE_CONFIGS + MOLECULE_CONFIGS + GRAPH_CONFIGS)
 def test_config_parses_and_builds(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli = run_cli(["-c", str(CONFIGS / f"{name}.yaml")], run=False)
+    if name in GRAPH_CONFIGS:
+        assert isinstance(cli.model, GraphGeneration) and cli.model.benchmark == name.split("-")[0]
+        assert cli.datamodule.kind == cli.model.benchmark and cli.datamodule.num_nodes == cli.model.hparams.max_nodes
+        return
     if name in MOLECULE_CONFIGS:
         assert isinstance(cli.model, MoleculeDiffusion) and cli.model.hparams["qgfd"]["transition"] == "adjacency"
         return

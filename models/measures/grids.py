@@ -71,3 +71,34 @@ def write_smiles(smiles: Sequence[Optional[str]], path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text("".join((s or "") + "\n" for s in smiles))
     return Path(path)
+
+
+def write_graph_grid(graphs: Sequence, path: str | Path, valid: Sequence[bool], reference: Sequence = (),
+                     per_row: int = 8) -> Path:
+    """Generated graphs (blue when valid, red when not), then a row of training graphs (grey) to compare with;
+    planar graphs drawn with a planar embedding (no crossings) where one exists, the rest with a spring layout."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    cells = [(g, "tab:blue" if ok else "tab:red", "generated" if ok else "invalid") for g, ok in zip(graphs, valid)]
+    cells += [(g, "tab:gray", "training") for g in reference]
+    rows = max(1, -(-len(cells) // per_row))
+    figure, axes = plt.subplots(rows, per_row, figsize=(2 * per_row, 2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (graph, colour, label) in zip(axes.ravel(), cells):
+        planar, embedding = nx.check_planarity(graph)
+        layout = (nx.combinatorial_embedding_to_pos(embedding) if planar and graph.number_of_nodes() > 2
+                  else nx.spring_layout(graph, seed=0))
+        layout = nx.kamada_kawai_layout(graph, pos=layout) if nx.is_connected(graph) and len(graph) > 2 else layout
+        nx.draw_networkx(graph, layout, ax=ax, node_size=8, width=0.5, with_labels=False, node_color=colour,
+                         edge_color=colour)
+        ax.set_title(label, fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=80)
+    plt.close(figure)
+    return Path(path)

@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from qgfd_gen.counter_noise import gumbel_argmax
 from .discrete_diffusion import MarginalDiffusion
 
+CHAIN_SAMPLER = "posterior-jump"  # the chain's one sampler: jumps between timesteps by the posterior
+
 # (noisy atoms one-hot [B, n, A], noisy bonds one-hot [B, n, n, K], t in [0, 1] [B], node mask [B, n])
 #   -> (atom logits [B, n, A], bond logits [B, n, n, K])
 GraphDenoiser = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]

@@ -14,10 +14,12 @@ from qgfd_gen.checkpoints import read_checkpoint, record_of
 from qgfd_gen.errors import CheckpointError
 
 from .base import DiffusionModule
+from .graph_generation import GraphGeneration
 from .image_diffusion import ImageDiffusion
 from .molecule_diffusion import MoleculeDiffusion
 
-MODULES: dict[str, type[DiffusionModule]] = {"images": ImageDiffusion, "molecules": MoleculeDiffusion}
+MODULES: dict[str, type[DiffusionModule]] = {"images": ImageDiffusion, "molecules": MoleculeDiffusion,
+                                             "graphs": GraphGeneration}
 DATAMODULE_PACKAGE = "datamodules"
 
 

@@ -6,6 +6,8 @@
     qgfd-eval images --samples DIR|NPZ --reference DIR|NPZ|STATS [--metrics fid,kid] [--json OUT.json]
     qgfd-eval molecules --ckpt CKPT --num-samples 10000 --steps 50,100,500 [--qgfd-tol ...] [--exit-share 0.1]
     qgfd-eval molecules --samples FILE.smi --train TRAIN.smi --test TEST.smi --json OUT.json
+    qgfd-eval graphs --ckpt CKPT --num-samples 40 --steps 50,100,500 [--kernel tv|emd] [--exit-share 0.1]
+    qgfd-eval graphs --samples FILE.npz|EDGES.txt --benchmark planar|tree --json OUT.json
 
 Each sweep writes DIR/results.json, DIR/results.csv (rows appended as they finish; a rerun skips the
 settings already there) and DIR/quality_vs_steps.png. Rows: setting, sampler, sampler steps, network
@@ -21,12 +23,16 @@ import sys
 from typing import Optional
 
 from models.processes.adaptive_sampler import AdaptiveSettings
+from datamodules.synthetic_graphs import KINDS
 from models.processes.gaussian_diffusion import SAMPLERS
+from models.processes.graph_diffusion import CHAIN_SAMPLER
 from qgfd_gen.errors import UsageError, command
+from sampling.evaluate_graphs import KERNELS, evaluate_graphs, score_graph_file
 from sampling.evaluate_images import IMAGE_METRICS, evaluate_images
 from sampling.evaluate_molecules import MOLECULE_SAMPLER, evaluate_molecules, evaluate_smiles_file
 from sampling.score_image_files import score_image_files
-from sampling.settings import ImageEvaluation, ImageFileScoring, MoleculeEvaluation, SmilesFileScoring, SweepSettings
+from sampling.settings import (GraphEvaluation, GraphFileScoring, ImageEvaluation, ImageFileScoring, MoleculeEvaluation,
+                               SmilesFileScoring, SweepSettings)
 
 from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
 
@@ -111,7 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     mols.add_argument("--train", default=None, help="training SMILES (novelty), with --samples")
     mols.add_argument("--test", default=None, help="test SMILES (FCD), with --samples")
     mols.add_argument("--json", default=None, help="where to write the scores of --samples")
+
+    add_graph_parser(sub)
     return parser
+
+
+def add_graph_parser(sub: argparse._SubParsersAction) -> None:
+    """`qgfd-eval graphs`: a checkpoint's sweep, or a file of graphs with the benchmark to compare with."""
+    graphs = sub.add_parser("graphs", help="V.U.N. and degree / clustering / spectrum MMDs against steps, or of a file")
+    graphs.add_argument("--ckpt", default=None)
+    _sweep_options(graphs, "50,100,500")
+    graphs.set_defaults(num_samples=40)  # the benchmarks' test sets are 40 graphs
+    graphs.add_argument("--exit-share", "--exit-tol", dest="exits", type=float_list, default=[],
+                        help="per-graph early exit: the share of the chain's timesteps (0..1] over which the predicted "
+                             "graph must stay the same valid graph (sweeps each)")
+    graphs.add_argument("--kernel", choices=KERNELS, default="tv",
+                        help="MMD kernel: Gaussian total variation (SPECTRE, DeFoG) or Gaussian EMD (GraphRNN)")
+    graphs.add_argument("--samples", default=None,
+                        help="score this file instead of sampling: .npz of adjacency matrices, or text edge lists")
+    graphs.add_argument("--benchmark", default=None, help=f"with --samples: {' or '.join(KINDS)}, the graphs to compare with")
+    graphs.add_argument("--graph-size", type=positive_int, default=64, help="with --samples: the benchmark's nodes per graph")
+    graphs.add_argument("--json", default=None, help="where to write the scores of --samples")
 
 
 def sweep_from_options(args: argparse.Namespace, samplers: list[str]) -> SweepSettings:
@@ -146,13 +172,24 @@ def image_file_scoring(args: argparse.Namespace) -> ImageFileScoring:
 
 
 def run_evaluation(args: argparse.Namespace) -> int:
-    """qgfd-eval's parsed options, run: an image or molecule sweep, or a SMILES file scored."""
+    """qgfd-eval's parsed options, run: an image, molecule or graph sweep, or a file of samples scored."""
     if args.kind == "images":
         if args.samples or args.reference:
             return score_image_files(image_file_scoring(args))
         if not args.ckpt:
             raise UsageError("give --ckpt CKPT to sample, or --samples DIR|NPZ --reference DIR|NPZ|STATS to score images")
         return evaluate_images(image_evaluation(args))
+    if args.kind == "graphs":
+        if args.samples:
+            if args.ckpt:
+                raise UsageError("--ckpt samples a model; --samples scores graphs already made: give one of them")
+            if not args.benchmark:
+                raise UsageError(f"--samples needs --benchmark {'|'.join(KINDS)}: the graphs they are compared with")
+            return score_graph_file(GraphFileScoring(args.samples, args.benchmark, args.json, num_nodes=args.graph_size,
+                                                     seed=args.seed, kernel=args.kernel))
+        if not args.ckpt:
+            raise UsageError("give --ckpt CKPT to sample, or --samples FILE --benchmark planar|tree to score a file")
+        return evaluate_graphs(GraphEvaluation(sweep_from_options(args, [CHAIN_SAMPLER]), kernel=args.kernel))
     if args.samples:
         return evaluate_smiles_file(SmilesFileScoring(args.samples, args.train, args.test, args.json,
                                                       fcd=not args.no_fcd, nspdk=not args.no_nspdk))

@@ -4,6 +4,7 @@
                        [--images-dir DIR] [--npz samples.npz]
     qgfd-sample images --ckpt CKPT --sampler adaptive [--rtol 0.1 --atol 0.0078] ...   (steps chosen per image)
     qgfd-sample molecules --ckpt CKPT --num 100 [--steps 500] --seed 0 --out grid.png --smiles out.smi
+    qgfd-sample graphs --ckpt CKPT --num 40 [--steps 500] --seed 0 --out graphs.png --npz graphs.npz
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import sys
 import time
 from typing import Optional
 
-from models.measures.grids import write_image_grid, write_images, write_molecule_grid, write_npz, write_smiles
+from datamodules.graph_files import write_graph_npz
+from models.measures.graph_statistics import is_valid
+from models.measures.grids import (write_graph_grid, write_image_grid, write_images, write_molecule_grid, write_npz,
+                                   write_smiles)
 from models.processes.adaptive_sampler import AdaptiveSettings
 from models.processes.gaussian_diffusion import SAMPLERS
-from models.training.loading import load_model
+from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
@@ -64,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     mols.add_argument("--no-ema", action="store_true")
     mols.add_argument("--device", type=device, default="cpu")
     add_device_options(mols)
+    graphs = sub.add_parser("graphs", help="a grid of graphs beside training graphs, and an .npz of adjacency matrices")
+    graphs.add_argument("--ckpt", required=True)
+    graphs.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=40)
+    graphs.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
+    graphs.add_argument("--seed", type=int, default=0)
+    graphs.add_argument("--out", default="graphs.png")
+    graphs.add_argument("--npz", default="graphs.npz", help="adjacency [N, n, n] (padded) and num_nodes [N]")
+    graphs.add_argument("--per-row", type=positive_int, default=8)
+    graphs.add_argument("--grid-max", type=positive_int, default=24, help="at most this many graphs in the grid")
+    graphs.add_argument("--batch-size", type=positive_int, default=256)
+    graphs.add_argument("--no-ema", action="store_true")
+    graphs.add_argument("--device", type=device, default="cpu")
+    add_device_options(graphs)
     return parser
 
 
@@ -128,10 +145,38 @@ def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
           f"({100 * valid / args.num_samples:.1f}%{', with valency correction' if args.correct else ''}), {result.seconds:.1f} s")
 
 
+def sample_graphs(args: argparse.Namespace) -> None:
+    check_outputs({"--out": args.out, "--npz": args.npz}, {"--ckpt": args.ckpt})
+    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
+        check_file(args.ckpt, "graphs")
+    launch(_sample_graphs, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+
+
+def _sample_graphs(shard: Shard, args: argparse.Namespace) -> None:
+    model = load_model(args.ckpt, "graphs", shard.device(args.device))
+    model.check_sampling(args.num_samples, args.steps)  # before the progress bar
+    datamodule = load_datamodule(args.ckpt) if shard.is_main else None
+    started = time.perf_counter()
+    with progress_bar(shard) as bar:
+        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))
+        result = model.sample(args.num_samples, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
+                              batch_size=args.batch_size, progress=lambda n: bar.advance(task, n),
+                              batches=shard.batches(args.num_samples, args.batch_size))
+    result = shard.gather(result, started, args.batch_size)
+    if not shard.is_main:
+        return
+    valid = [is_valid(g, model.benchmark) for g in result.graphs]
+    training = datamodule.graphs("train")[: args.per_row] if datamodule is not None and hasattr(datamodule, "graphs") else []
+    write_graph_npz(result.graphs, args.npz)
+    write_graph_grid(result.graphs[: args.grid_max], args.out, valid[: args.grid_max], training, per_row=args.per_row)
+    print(f"wrote {args.npz} and {args.out}: {args.num_samples} {model.benchmark} graphs, {sum(valid)} valid "
+          f"({100 * sum(valid) / args.num_samples:.1f}%), {result.seconds:.1f} s")
+
+
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    (sample_images if args.kind == "images" else sample_molecules)(args)
+    {"images": sample_images, "molecules": sample_molecules, "graphs": sample_graphs}[args.kind](args)
     return 0
 
 

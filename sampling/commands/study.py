@@ -139,7 +139,8 @@ def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     return scores
 
 
-KNOWN_METRICS = ("fid", "kid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd")
+KNOWN_METRICS = ("fid", "kid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd", "connected", "nspdk_mmd",
+                 "vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
 PROVENANCE = ("fid_network", "fid_label", "reference_images")  # which network scored the images, on how many
 
 

@@ -3,8 +3,6 @@ against sampler steps, or of a file of graphs made elsewhere."""
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Callable, Optional
 
 from datamodules.graph_files import read_graph_file
@@ -12,14 +10,13 @@ from datamodules.synthetic_graphs import KINDS, SyntheticGraphDataModule
 from models.measures.graph_statistics import graph_scores
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.training.loading import load_datamodule, load_model
-from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, UsageError
-from qgfd_gen.io import check_outputs, file_digest, write_json
+from qgfd_gen.io import check_outputs, write_json
 
-from .distributed import Shard, launch
+from .distributed import Shard
 from .results import SweepResults
 from .settings import GraphEvaluation, GraphFileScoring
-from .sweep import check_sweep, run_sweep, summary, writer_lock
+from .sweep import chain_sweep, launch_sweep, summary
 
 GRAPH_METRICS = ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
 KERNELS = ("tv", "emd")
@@ -46,38 +43,16 @@ def score_graph_file(scoring: GraphFileScoring) -> int:
 
 def evaluate_graphs(settings: GraphEvaluation) -> int:
     """Sweep the settings of a graph checkpoint, score each, write the results folder."""
-    sweep = settings.sweep
     if settings.kernel not in KERNELS:
         raise UsageError(f"--kernel {settings.kernel!r}; choose one of {', '.join(KERNELS)}")
-    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
-    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-graphs-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
-    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint}, folders=("--out",))
-    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(sweep.checkpoint, "graphs")
-    job = (dataclasses.replace(settings, sweep=sweep), digest)
-    return launch(_evaluate_graphs, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples,
-                  sweep.batch_size)
+    return launch_sweep(settings, "graphs", _evaluate_graphs)
 
 
 def _evaluate_graphs(shard: Shard, job: tuple[GraphEvaluation, Optional[str]]) -> Optional[int]:
     settings, digest = job
-    sweep = settings.sweep
-    model = load_model(sweep.checkpoint, "graphs", shard.device(sweep.device))
-    check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler_steps"], s["exit_tol"]))
-    with writer_lock(shard, sweep.out):
-        results, score = _prepare_scoring(model, settings, digest) if shard.is_main else (None, None)
-
-        def draw(setting, advance, batches):
-            return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
-                                batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance,
-                                batches=batches)
-
-        run_sweep(model, sweep, results, draw, score, GRAPH_METRICS, shard)
-        if not shard.is_main:
-            return None
-        plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} {model.benchmark} graphs")
-        print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
-        return 0
+    model = load_model(settings.sweep.checkpoint, "graphs", shard.device(settings.sweep.device))
+    return chain_sweep(shard, model, settings.sweep, lambda: _prepare_scoring(model, settings, digest),
+                       list(GRAPH_METRICS), f"{model.benchmark} graphs")
 
 
 def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) -> tuple[SweepResults, Callable]:

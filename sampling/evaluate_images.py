@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -15,15 +14,13 @@ from models.measures.reference_stats import ReferenceKey, reference_statistics
 from models.processes.adaptive_sampler import METHOD as ADAPTIVE_METHOD, AdaptiveSettings
 from models.processes.early_exit import EXIT_METHOD
 from models.training.loading import load_datamodule, load_model
-from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, DataUnavailableError
-from qgfd_gen.io import check_outputs, file_digest
 
-from .distributed import Shard, launch
+from .distributed import Shard
 from .progress import progress_bar
 from .results import SweepResults
 from .settings import ImageEvaluation
-from .sweep import check_sweep, run_sweep, writer_lock
+from .sweep import check_sweep, launch_sweep, run_sweep, writer_lock
 
 IMAGE_METRICS = ("fid", "kid", "is", "nll")
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
@@ -88,15 +85,8 @@ def held_out_nll(model, datamodule, settings: ImageEvaluation) -> Optional[float
 def evaluate_images(settings: ImageEvaluation) -> int:
     """Sweep the settings, score each with the metrics, write the results folder; exit status 2 when a
     requested metric could not be computed (the others still are)."""
-    sweep = settings.sweep
-    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
-    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-images-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
-    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint, "--feature-extractor": settings.feature_extractor,
-                                         "--inception-weights": settings.inception_weights}, folders=("--out",))
-    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(sweep.checkpoint, "images")
-    job = (dataclasses.replace(settings, sweep=sweep), digest)
-    return launch(_evaluate_images, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples, sweep.batch_size)
+    return launch_sweep(settings, "images", _evaluate_images,
+                        {"--feature-extractor": settings.feature_extractor, "--inception-weights": settings.inception_weights})
 
 
 def _evaluate_images(shard: Shard, job: tuple[ImageEvaluation, Optional[str]]) -> Optional[int]:

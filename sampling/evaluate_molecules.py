@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
-from pathlib import Path
 from typing import Callable, Optional
 
 from rdkit import Chem
@@ -16,14 +14,13 @@ from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
 from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from models.training.loading import load_datamodule, load_model
-from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import CheckpointError, UsageError
-from qgfd_gen.io import check_outputs, file_digest, write_json
+from qgfd_gen.io import check_outputs, write_json
 
-from .distributed import Shard, launch
+from .distributed import Shard
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring
-from .sweep import check_sweep, run_sweep, writer_lock, summary
+from .sweep import chain_sweep, launch_sweep, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
 MOLECULE_SAMPLER = CHAIN_SAMPLER
@@ -87,37 +84,15 @@ def graph_scores(mols: list, raw_mols: list, test: Optional[list[str]], with_nsp
 
 def evaluate_molecules(settings: MoleculeEvaluation) -> int:
     """Sweep the settings of a molecule checkpoint, score each, write the results folder."""
-    sweep = settings.sweep
-    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
-    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-molecules-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
-    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint}, folders=("--out",))
-    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(sweep.checkpoint, "molecules")
-    job = (dataclasses.replace(settings, sweep=sweep), digest)
-    return launch(_evaluate_molecules, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples,
-                  sweep.batch_size)
+    return launch_sweep(settings, "molecules", _evaluate_molecules)
 
 
 def _evaluate_molecules(shard: Shard, job: tuple[MoleculeEvaluation, Optional[str]]) -> Optional[int]:
-    """One process's part: every process samples its share; the main process scores and writes."""
     settings, digest = job
-    sweep = settings.sweep
-    model = load_model(sweep.checkpoint, "molecules", shard.device(sweep.device))
-    check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler_steps"], s["exit_tol"]))
-    with writer_lock(shard, sweep.out):  # one run per results folder (the main process holds it)
-        metrics = [m for m in MOLECULE_METRICS if m != "fcd" or settings.fcd]
-        results, score = (_prepare_scoring(model, settings, digest, metrics) if shard.is_main else (None, None))
-
-        def draw(setting, advance, batches):
-            return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
-                                batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance, batches=batches)
-
-        run_sweep(model, sweep, results, draw, score, metrics, shard)
-        if not shard.is_main:
-            return None
-        plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} molecules")
-        print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
-        return 0
+    model = load_model(settings.sweep.checkpoint, "molecules", shard.device(settings.sweep.device))
+    metrics = [m for m in MOLECULE_METRICS if m != "fcd" or settings.fcd]
+    return chain_sweep(shard, model, settings.sweep, lambda: _prepare_scoring(model, settings, digest, metrics),
+                       metrics, "molecules")
 
 
 def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str], metrics: list[str]

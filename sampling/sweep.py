@@ -5,13 +5,17 @@ appended to the results as it finishes."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from qgfd_gen.attention import override_qgfd
+from qgfd_gen.checkpoints import check_file
+from qgfd_gen.io import check_outputs, file_digest
 from qgfd_gen.locks import folder_lock
 
-from .distributed import Shard
+from .distributed import Shard, launch
 from .progress import progress_bar
 from .results import SweepResults
 from .settings import SweepSettings
@@ -114,3 +118,38 @@ def summary(row: dict[str, Any], keys: Iterable[str]) -> str:
     if "seconds" in row:
         parts.append(f"{row['seconds']:.1f}s")
     return "  ".join(parts)
+
+
+def launch_sweep(settings: Any, kind: str, worker: Callable, inputs: Optional[dict[str, Optional[str]]] = None) -> int:
+    """A checkpoint's sweep of any kind, started: the results folder named (default eval-<kind>-<checkpoint
+    name>-<content hash>), outputs and `inputs` checked, the checkpoint's kind checked before several processes
+    start, then `worker(shard, (settings, digest))` on every process."""
+    sweep = settings.sweep
+    digest = file_digest(sweep.checkpoint) if Path(sweep.checkpoint).is_file() else None
+    sweep = dataclasses.replace(sweep, out=str(sweep.out or f"eval-{kind}-{Path(sweep.checkpoint).stem}-{(digest or '')[:8]}"))
+    check_outputs({"--out": sweep.out}, {"--ckpt": sweep.checkpoint, **(inputs or {})}, folders=("--out",))
+    if sweep.processes > 1:  # a bad checkpoint is refused here, before any process starts
+        check_file(sweep.checkpoint, kind)
+    job = (dataclasses.replace(settings, sweep=sweep), digest)
+    return launch(worker, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples, sweep.batch_size)
+
+
+def chain_sweep(shard: Shard, model, sweep: SweepSettings, prepare: Callable[[], tuple[SweepResults, Callable]],
+                metrics: list[str], noun: str) -> Optional[int]:
+    """One process's part of a discrete-chain sweep (molecules, graphs): every process samples its share at each
+    step count and early-exit share; the main process scores (prepare() gives its results and scoring) and writes."""
+    check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler_steps"], s["exit_tol"]))
+    with writer_lock(shard, sweep.out):  # one run per results folder (the main process holds it)
+        results, score = prepare() if shard.is_main else (None, None)
+
+        def draw(setting, advance, batches):
+            return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
+                                batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance,
+                                batches=batches)
+
+        run_sweep(model, sweep, results, draw, score, metrics, shard)
+        if not shard.is_main:
+            return None
+        plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} {noun}")
+        print(f"wrote {Path(sweep.out) / 'results.json'}, {Path(sweep.out) / 'results.csv'}" + (f", {plot}" if plot else ""))
+        return 0

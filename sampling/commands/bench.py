@@ -27,7 +27,8 @@ from qgfd_gen.memory import MemoryTracker
 from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
 
-from .bench_gpu import GPU_CONFIGS, INPUTS, gpu_suite, print_gpu_table
+from .bench_gpu import GPU_CONFIGS, gpu_suite, print_gpu_table
+from .bench_gpu_inputs import INPUTS
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
 from .bench_unet import print_unet_table, unet_ratios, unet_suite

@@ -29,7 +29,7 @@ import yaml
 from qgfd_gen.errors import QGFDError
 from qgfd_gen.memory import MemoryTracker
 
-from .bench_gpu_inputs import INPUTS, RANDOM_INPUTS, training_inputs
+from .bench_gpu_inputs import RANDOM_INPUTS, training_inputs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses")  # cifar-vanilla is cifar's vanilla arm

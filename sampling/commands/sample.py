@@ -119,6 +119,19 @@ def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
           f"{result.seconds:.1f} s")
 
 
+def _sample_chain(shard: Shard, model, args: argparse.Namespace, **options):
+    """A discrete chain's samples (molecules, graphs) behind one progress bar, gathered on the main process (None
+    elsewhere); the settings checked before the bar appears."""
+    model.check_sampling(args.num_samples, args.steps)
+    started = time.perf_counter()
+    with progress_bar(shard) as bar:
+        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))
+        result = model.sample(args.num_samples, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
+                              batch_size=args.batch_size, progress=lambda n: bar.advance(task, n),
+                              batches=shard.batches(args.num_samples, args.batch_size), **options)
+    return shard.gather(result, started, args.batch_size)
+
+
 def sample_molecules(args: argparse.Namespace) -> None:
     check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
@@ -128,15 +141,8 @@ def sample_molecules(args: argparse.Namespace) -> None:
 
 def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
     model = load_model(args.ckpt, "molecules", shard.device(args.device))
-    model.check_sampling(args.num_samples, args.steps)  # before the progress bar
-    started = time.perf_counter()
-    with progress_bar(shard) as bar:
-        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))
-        result = model.sample(args.num_samples, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
-                              batch_size=args.batch_size, correct=args.correct, progress=lambda n: bar.advance(task, n),
-                              batches=shard.batches(args.num_samples, args.batch_size))
-    result = shard.gather(result, started, args.batch_size)
-    if not shard.is_main:
+    result = _sample_chain(shard, model, args, correct=args.correct)
+    if result is None:
         return
     write_smiles(result.smiles, args.smiles)
     write_molecule_grid(result.mols[: args.grid_max], args.out, per_row=args.per_row)
@@ -154,18 +160,11 @@ def sample_graphs(args: argparse.Namespace) -> None:
 
 def _sample_graphs(shard: Shard, args: argparse.Namespace) -> None:
     model = load_model(args.ckpt, "graphs", shard.device(args.device))
-    model.check_sampling(args.num_samples, args.steps)  # before the progress bar
-    datamodule = load_datamodule(args.ckpt) if shard.is_main else None
-    started = time.perf_counter()
-    with progress_bar(shard) as bar:
-        task = bar.add_task(f"{args.steps or model.diffusion.num_timesteps} steps", total=shard.share(args.num_samples, args.batch_size))
-        result = model.sample(args.num_samples, steps=args.steps, seed=args.seed, use_ema=not args.no_ema,
-                              batch_size=args.batch_size, progress=lambda n: bar.advance(task, n),
-                              batches=shard.batches(args.num_samples, args.batch_size))
-    result = shard.gather(result, started, args.batch_size)
-    if not shard.is_main:
+    result = _sample_chain(shard, model, args)
+    if result is None:
         return
     valid = [is_valid(g, model.benchmark) for g in result.graphs]
+    datamodule = load_datamodule(args.ckpt)
     training = datamodule.graphs("train")[: args.per_row] if datamodule is not None and hasattr(datamodule, "graphs") else []
     write_graph_npz(result.graphs, args.npz)
     write_graph_grid(result.graphs[: args.grid_max], args.out, valid[: args.grid_max], training, per_row=args.per_row)

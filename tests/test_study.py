@@ -176,3 +176,24 @@ def test_the_report_names_the_image_network_and_labels_small_sample_fid():
     note = " ".join(network_note(rows))
     assert "`inception-2015-12-05-pool3-a16e4d89c0ec`, 1000 reference images" in note and "FID@1000" in note
     assert network_note([{"arm": "vanilla", "seed": 0, "validity": 0.9}]) == []
+
+
+def test_a_graph_study_reports_vun_and_the_mmds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = yaml.safe_load((Path(__file__).parents[1] / "configs" / "planar-cpu.yaml").read_text())
+    base["model"]["init_args"].update(max_nodes=12, num_train_timesteps=20, val_sample_steps=5,
+                                      network={"node_dim": 16, "edge_dim": 8, "layers": 1, "heads": 2})
+    base["data"]["init_args"]["num_nodes"] = 12
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    study = {"name": "tiny-planar", "base": "base.yaml", "seeds": [0], "budget": {"steps": 2},
+             "arms": {"vanilla": {"model.init_args.qgfd.alpha": 0.0},
+                      "rrwp": {"model.init_args.qgfd.alpha": 0.0, "model.init_args.network.rrwp_steps": 4}},
+             "trainer": {"max_time": None, "check_val_every_n_epoch": 1000, "enable_progress_bar": False},
+             "evaluate": {"num_samples": 4, "steps": [5]}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    assert main(["-c", "study.yaml", "--out", "out"]) == 0
+    rows = json.loads((tmp_path / "out" / "study.json").read_text())["rows"]
+    assert {r["arm"] for r in rows} == {"vanilla", "rrwp"}
+    assert all(0 <= r["vun"] <= 1 and r["degree_mmd"] >= 0 and r["spectrum_mmd"] >= 0 for r in rows)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "`qgfd-eval graphs --num-samples 4 --steps 5`" in report and "vun ↑" in report and "degree_mmd ↓" in report

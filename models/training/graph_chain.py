@@ -26,6 +26,10 @@ class GraphChainModule(DiffusionModule):
     def build_chain(self, num_node_types: int, num_edge_types: int, max_nodes: int, num_train_timesteps: int,
                     network: GraphTransformerConfig, qgfd: QGFDConfig, optimizer: OptimizerConfig) -> None:
         self.diffusion = GraphDiffusion(num_node_types, num_edge_types, max_nodes, num_train_timesteps)
+        steps = self.hparams.get("val_sample_steps")  # checked where validation samples: else it fails after training
+        if self.hparams.get("val_samples") and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_train_timesteps):
+            raise ValueError(f"val_sample_steps={steps!r}; need an integer from 1 to {num_train_timesteps} (the "
+                             f"chain's timesteps), else validation's samples fail after training")
         self.denoiser = GraphTransformer(num_node_types, num_edge_types, network, qgfd, max_nodes,
                                          bond_signal=self.diffusion.bonds.alpha_bar)
         self.build_training(self.denoiser, optimizer)

@@ -197,3 +197,39 @@ def test_a_graph_study_reports_vun_and_the_mmds(tmp_path, monkeypatch):
     assert all(0 <= r["vun"] <= 1 and r["degree_mmd"] >= 0 and r["spectrum_mmd"] >= 0 for r in rows)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "`qgfd-eval graphs --num-samples 4 --steps 5`" in report and "vun ↑" in report and "degree_mmd ↓" in report
+
+
+def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_time(tmp_path):
+    from sampling.commands.study_plan import StudyGoal, StudyPlan
+    from sampling.commands.study_report import goal_section
+
+    arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}, "qgfd-slow": {}}
+    plan = StudyPlan(name="g", base=tmp_path, seeds=[0, 1, 2], budget={"steps": 1}, arms=arms, baseline="vanilla",
+                     goal=StudyGoal(metrics=["validity", "fcd"], against=["vanilla", "rrwp"], max_step_ratio=1.1))
+    validity = {"vanilla": 0.60, "rrwp": 0.65, "qgfd": 0.70, "qgfd-slow": 0.70}
+    speed = {"vanilla": 1.0, "rrwp": 1.0, "qgfd": 1.05, "qgfd-slow": 1.3}
+    rows = [{"arm": a, "seed": s, "validity": validity[a] + 0.01 * s + (0.002 * s * s if a == "rrwp" else 0),
+             "fcd": 20.0 + s, "seconds_per_step": speed[a]} for a in arms for s in (0, 1, 2)]
+    text = "\n".join(goal_section(plan, rows))
+    assert "- **qgfd** meets the goal (better on validity; step time 1.05x vanilla)" in text
+    assert "- **qgfd-slow** does not meet the goal (better on validity; step time 1.30x vanilla)" in text
+    assert "Arms meeting the goal: qgfd." in text
+    for row in rows:  # QGFD now only ties RRWP: better than vanilla is not enough
+        if row["arm"] == "qgfd":
+            row["validity"] = validity["rrwp"] + 0.01 * row["seed"] + 0.002 * row["seed"] ** 2
+    text = "\n".join(goal_section(plan, rows))
+    assert "**No arm meets the goal**" in text and "- **qgfd** does not meet the goal" in text
+    assert goal_section(StudyPlan(name="g", base=tmp_path, seeds=[0], budget={}, arms=arms, baseline="vanilla"), rows) == []
+
+
+@pytest.mark.parametrize("goal, message", [
+    ({"metrics": ["validity"]}, "give a mapping with metrics"),
+    ({"metrics": ["validity"], "against": ["nobody"]}, "goal.against=['nobody']; give a list of arms"),
+    ({"metrics": [], "against": ["vanilla"]}, "goal.metrics=[]"),
+    ({"metrics": ["validity"], "against": ["vanilla"], "max_step_ratio": -1}, "goal.max_step_ratio=-1"),
+])
+def test_a_bad_goal_is_refused_naming_it(tmp_path, goal, message):
+    from qgfd_gen.errors import UsageError
+
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_study(write_study(tmp_path, goal=goal))

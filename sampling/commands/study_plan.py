@@ -18,7 +18,7 @@ import yaml
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import file_digest
 
-STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "baseline", "trainer", "evaluate")
+STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "baseline", "trainer", "evaluate", "goal")
 TOP_LEVEL = ("seed_everything", "trainer", "model", "data", "ckpt_path")
 
 
@@ -33,6 +33,17 @@ class Run:
 
 
 @dataclass
+class StudyGoal:
+    """What would count as QGFD helping, stated before the study runs: a candidate arm meets it when, for one of
+    `metrics`, its paired 95% interval excludes 0 in its favour against every arm of `against`, at no more than
+    `max_step_ratio` times the first of them's seconds per step. Reporting only: not part of the study's identity."""
+
+    metrics: list[str]
+    against: list[str]
+    max_step_ratio: float = 1.1
+
+
+@dataclass
 class StudyPlan:
     name: str
     base: Path
@@ -43,6 +54,7 @@ class StudyPlan:
     trainer: dict[str, Any] = field(default_factory=dict)
     evaluate: dict[str, Any] = field(default_factory=dict)
     base_config: dict[str, Any] = field(default_factory=dict)
+    goal: Optional[StudyGoal] = None
 
     @property
     def kind(self) -> str:
@@ -120,7 +132,26 @@ def read_study(path: str | Path) -> StudyPlan:
         raise UsageError(f"baseline={baseline!r} is not an arm; arms: {', '.join(arms)}")
     return StudyPlan(name=str(spec.get("name") or path.stem), base=base, seeds=_seeds(spec.get("seeds", [0])),
                      budget=_budget(spec.get("budget")), arms=arms, baseline=baseline, trainer=trainer,
-                     evaluate=dict(spec.get("evaluate") or {}), base_config=base_config)
+                     evaluate=dict(spec.get("evaluate") or {}), base_config=base_config,
+                     goal=_goal(spec.get("goal"), arms, path))
+
+
+def _goal(value: Any, arms: dict[str, Any], path: Path) -> Optional[StudyGoal]:
+    if value is None:
+        return None
+    keys = {f.name for f in dataclasses.fields(StudyGoal)}
+    if not isinstance(value, dict) or set(value) - keys or not {"metrics", "against"} <= set(value):
+        raise UsageError(f"{str(path)!r}: goal={value!r}; give a mapping with metrics: [...], against: [arms] "
+                         f"(and optionally max_step_ratio)")
+    metrics, against = value["metrics"], value["against"]
+    if not (isinstance(metrics, list) and metrics and all(isinstance(m, str) for m in metrics)):
+        raise UsageError(f"{str(path)!r}: goal.metrics={metrics!r}; give a list of metric names, e.g. [validity, fcd]")
+    if not (isinstance(against, list) and against and all(a in arms for a in against)):
+        raise UsageError(f"{str(path)!r}: goal.against={against!r}; give a list of arms ({', '.join(arms)})")
+    ratio = value.get("max_step_ratio", 1.1)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+        raise UsageError(f"{str(path)!r}: goal.max_step_ratio={ratio!r}; give a positive number such as 1.1")
+    return StudyGoal(list(metrics), list(against), float(ratio))
 
 
 def _relative(study: Path, value: Any, name: str) -> Path:

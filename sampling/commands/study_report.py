@@ -147,6 +147,48 @@ def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[
     return "\n".join(lines), findings
 
 
+def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
+    """The study's stated goal, arm by arm: the intervals it rests on and a plain verdict."""
+    goal = plan.goal
+    if goal is None:
+        return []
+    reference = goal.against[0]
+    columns = [c for c in metric_columns(rows) if c.split("@")[0] in goal.metrics]
+    speed = {arm: statistics.fmean(v.values()) for arm, v in per_arm(rows, "seconds_per_step").items()}
+    lines = ["## The goal", "",
+             f"An arm meets it when, for one of {', '.join(goal.metrics)}, its paired 95% interval excludes 0 in its "
+             f"favour against {' and against '.join(goal.against)}, at no more than {goal.max_step_ratio:g}x "
+             f"{reference}'s seconds per step (timed in the study's own runs).", ""]
+    met = []
+    for arm in (a for a in plan.arms if a not in goal.against):
+        parts, favoured = [], []
+        for column in columns:
+            data, wins = per_arm(rows, column), []
+            for other in goal.against:
+                interval = paired_interval(data.get(arm, {}), data.get(other, {}))
+                if interval is None:
+                    parts.append(f"{column} vs {other}: no interval")
+                    wins.append(False)
+                    continue
+                mean, lo, hi, _ = interval
+                wins.append((lo > 0) if higher_is_better(column) else (hi < 0))
+                parts.append(f"{column} vs {other} {_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]")
+            if all(wins):
+                favoured.append(column)
+        ratio = speed[arm] / speed[reference] if speed.get(arm) and speed.get(reference) else None
+        fast = ratio is not None and ratio <= goal.max_step_ratio
+        verdict = "meets the goal" if favoured and fast else "does not meet the goal"
+        why = (f"better on {', '.join(favoured)}" if favoured else f"no {'/'.join(goal.metrics)} interval in its favour "
+               f"against all of {', '.join(goal.against)}") + (f"; step time {ratio:.2f}x {reference}" if ratio else "")
+        lines.append(f"- **{arm}** {verdict} ({why}): " + "; ".join(parts))
+        if favoured and fast:
+            met.append(arm)
+    lines += ["", (f"Arms meeting the goal: {', '.join(met)}." if met else
+                   "**No arm meets the goal**: none is better than all of "
+                   f"{', '.join(goal.against)} beyond the seed spread at the allowed cost."), ""]
+    return lines
+
+
 def network_note(rows: list[dict[str, Any]]) -> list[str]:
     """Which network the image scores come from, and the FID label when samples were fewer than the field's."""
     networks = sorted({r["fid_network"] for r in rows if r.get("fid_network")})
@@ -191,6 +233,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "## What it says", "",
         *([f"- {f}" for f in findings] or [f"- No arm differs from {plan.baseline} by more than the seed spread "
                                              f"on any column (every 95% interval contains 0)."]),
-        "", "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
+        "", *goal_section(plan, rows),
+        "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
     ]
     return write_text(out / "report.md", "\n".join(text))

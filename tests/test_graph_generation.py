@@ -19,7 +19,7 @@ from sampling.commands.sample import main as sample_main
 
 TINY = ["--trainer.max_steps", "6", "--trainer.max_time", "null", "--trainer.check_val_every_n_epoch", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--model.init_args.max_nodes", "12", "--data.init_args.num_nodes", "12", "--model.init_args.num_train_timesteps", "20",
+        "--model.init_args.max_nodes", "12", "--data.init_args.num_nodes", "12", "--model.init_args.num_train_timesteps", "50",
         "--model.init_args.network.node_dim", "16", "--model.init_args.network.edge_dim", "8",
         "--model.init_args.network.layers", "2", "--model.init_args.network.heads", "2",
         "--model.init_args.network.rrwp_steps", "4", "--model.init_args.val_samples", "4",
@@ -33,15 +33,16 @@ def test_fit_sample_and_evaluate_a_tiny_planar_model(tmp_path, monkeypatch, caps
     ckpt = tmp_path / "runs/planar-cpu/checkpoints/last.ckpt"
     logged = (tmp_path / "runs/planar-cpu/logs/version_0/metrics.csv").read_text().splitlines()[0]
     assert all(f"val/{name}" in logged for name in ("vun", "valid", "degree_mmd", "spectrum_mmd", "mean_ratio"))
+    assert (tmp_path / "runs/planar-cpu/logs/version_0/samples/final.png").stat().st_size > 0  # the config's grid
 
     assert sample_main(["graphs", "--ckpt", str(ckpt), "--num", "6", "--steps", "5", "--out", "g.png", "--npz", "g.npz"]) == 0
     graphs = read_graph_file("g.npz")
     assert len(graphs) == 6 and all(g.number_of_nodes() <= 12 for g in graphs) and (tmp_path / "g.png").stat().st_size > 0
     assert "6 planar graphs" in capsys.readouterr().out
 
-    assert eval_main(["graphs", "--ckpt", str(ckpt), "--num-samples", "6", "--steps", "5,20", "--out", "ev"]) == 0
+    assert eval_main(["graphs", "--ckpt", str(ckpt), "--num-samples", "6", "--steps", "5,50", "--out", "ev"]) == 0
     rows = json.loads((tmp_path / "ev/results.json").read_text())["rows"]
-    assert [r["sampler_steps"] for r in rows] == [5, 20]
+    assert [r["sampler_steps"] for r in rows] == [5, 50]
     assert all(0 <= r["vun"] <= r["valid"] <= 1 and r["degree_mmd"] >= 0 and r["samples"] == 6 for r in rows)
     # the same graphs from a file score the same as the sweep's row (same seed, same steps)
     assert eval_main(["graphs", "--samples", "g.npz", "--benchmark", "planar", "--graph-size", "12", "--json", "s.json"]) == 0
@@ -113,3 +114,18 @@ def test_empty_or_unreadable_graph_files_and_bad_options_are_refused(tmp_path):
     assert eval_main(["graphs", "--samples", str(tmp_path / "padded.npz"), "--json", str(tmp_path / "x.json")]) == 2
     assert eval_main(["graphs", "--samples", str(tmp_path / "padded.npz"), "--benchmark", "grid",
                       "--json", str(tmp_path / "x.json")]) == 2
+
+
+def test_a_grid_callback_with_steps_beyond_the_chain_is_refused_before_training(tmp_path):
+    import lightning as L
+
+    from datamodules import SyntheticGraphDataModule
+    from models import SampleGridCallback
+
+    model = GraphGeneration(max_nodes=12, num_train_timesteps=20, network={"node_dim": 8, "edge_dim": 4, "layers": 1, "heads": 2})
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=str(tmp_path),
+                        callbacks=[SampleGridCallback(num=4, steps=500)])
+    with pytest.raises(ValueError, match=r"SampleGridCallback: steps=500; need an integer from 1 to 20"):
+        trainer.fit(model, SyntheticGraphDataModule(num_nodes=12))
+    assert trainer.global_step == 0

@@ -68,6 +68,8 @@ def test_graph_model_returns_networkx_graphs_of_its_padded_samples():
         GraphGeneration(benchmark="grid")
     with pytest.raises(ValueError, match=r"val_sample_steps=50; need an integer from 1 to 20"):
         GraphGeneration(num_train_timesteps=20, val_samples=4, val_sample_steps=50)  # refused before training
+    with pytest.raises(ValueError, match="qgfd.transition='grid': QGFD diffuses over the edges; use 'adjacency'"):
+        GraphGeneration(qgfd={"transition": "grid"})
 
 
 def test_graph_files_in_every_layout(tmp_path):

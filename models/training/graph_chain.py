@@ -6,7 +6,7 @@ mean and turn sampled graphs into what they score (RDKit molecules, networkx gra
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -19,12 +19,24 @@ from .base import DiffusionModule
 from .optimization import OptimizerConfig
 
 
+DEFAULT_QGFD = {"alpha": 0.5, "iterations": 3, "transition": "adjacency"}
+DEFAULT_OPTIMIZER = {"lr": 2e-4, "weight_decay": 1e-12, "warmup_steps": 500, "ema_decay": 0.999}
+
+
 class GraphChainModule(DiffusionModule):
     """Subclasses call `build_chain` in their __init__, after `save_hyperparameters` (which must hold
     `edge_weight`)."""
 
     def build_chain(self, num_node_types: int, num_edge_types: int, max_nodes: int, num_train_timesteps: int,
-                    network: GraphTransformerConfig, qgfd: QGFDConfig, optimizer: OptimizerConfig) -> None:
+                    network: Any, qgfd: Any, optimizer: Any, edges: str) -> None:
+        """The chain, the denoiser and their training, from config values (dataclasses, mappings or None for the
+        defaults), stored in hparams as plain data; QGFD diffuses over the `edges` (molecules: bonds), so its
+        transition is the adjacency one."""
+        network, qgfd = GraphTransformerConfig.coerce(network), QGFDConfig.coerce(qgfd, **DEFAULT_QGFD)
+        optimizer = OptimizerConfig.coerce(optimizer, **DEFAULT_OPTIMIZER)
+        if qgfd.transition != "adjacency":
+            raise ValueError(f"qgfd.transition={qgfd.transition!r}: QGFD diffuses over the {edges}; use 'adjacency'")
+        self.plain_hyperparameters(network=network, qgfd=qgfd, optimizer=optimizer)
         self.diffusion = GraphDiffusion(num_node_types, num_edge_types, max_nodes, num_train_timesteps)
         steps = self.hparams.get("val_sample_steps")  # checked where validation samples: else it fails after training
         if self.hparams.get("val_samples") and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_train_timesteps):

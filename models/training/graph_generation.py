@@ -24,8 +24,6 @@ from .graph_chain import GraphChainModule
 from .optimization import OptimizerConfig
 
 BENCHMARKS = ("planar", "tree")
-DEFAULT_QGFD = {"alpha": 0.5, "iterations": 3, "transition": "adjacency"}
-DEFAULT_OPTIMIZER = {"lr": 2e-4, "weight_decay": 1e-12, "warmup_steps": 500, "ema_decay": 0.999}
 SCORES_LOGGED = ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
 
 
@@ -69,13 +67,8 @@ class GraphGeneration(GraphChainModule):
         if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 2:
             raise ValueError(f"max_nodes={max_nodes!r}; need an integer >= 2")
         self.save_hyperparameters()
-        network, qgfd = GraphTransformerConfig.coerce(network), QGFDConfig.coerce(qgfd, **DEFAULT_QGFD)
-        optimizer = OptimizerConfig.coerce(optimizer, **DEFAULT_OPTIMIZER)
-        if qgfd.transition != "adjacency":
-            raise ValueError(f"qgfd.transition={qgfd.transition!r}: graphs diffuse over their edges; use 'adjacency'")
-        self.plain_hyperparameters(network=network, qgfd=qgfd, optimizer=optimizer)
         self.benchmark = benchmark
-        self.build_chain(1, 2, max_nodes, num_train_timesteps, network, qgfd, optimizer)
+        self.build_chain(1, 2, max_nodes, num_train_timesteps, network, qgfd, optimizer, edges="edges")
 
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 256,
                exit_share: Optional[float] = None, progress: Optional[Callable[[int], None]] = None,

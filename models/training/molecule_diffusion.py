@@ -25,8 +25,6 @@ from .graph_chain import GraphChainModule
 from .optimization import OptimizerConfig
 
 VOCABULARIES = {"qm9": QM9_VOCAB, "zinc": ZINC_VOCAB}
-DEFAULT_QGFD = {"alpha": 0.5, "iterations": 3, "transition": "adjacency"}
-DEFAULT_OPTIMIZER = {"lr": 2e-4, "weight_decay": 1e-12, "warmup_steps": 500, "ema_decay": 0.999}
 
 
 @dataclass
@@ -59,14 +57,9 @@ class MoleculeDiffusion(GraphChainModule):
         if dataset not in VOCABULARIES:
             raise ValueError(f"dataset={dataset!r}; choose one of {', '.join(VOCABULARIES)}")
         self.save_hyperparameters()
-        network, qgfd = GraphTransformerConfig.coerce(network), QGFDConfig.coerce(qgfd, **DEFAULT_QGFD)
-        optimizer = OptimizerConfig.coerce(optimizer, **DEFAULT_OPTIMIZER)
-        if qgfd.transition != "adjacency":
-            raise ValueError(f"qgfd.transition={qgfd.transition!r}: molecules diffuse over their bond graph; use 'adjacency'")
-        self.plain_hyperparameters(network=network, qgfd=qgfd, optimizer=optimizer)
         self.vocab: AtomVocabulary = VOCABULARIES[dataset]
         self.build_chain(len(self.vocab), NUM_BOND_TYPES, self.vocab.max_atoms, num_train_timesteps, network, qgfd,
-                         optimizer)
+                         optimizer, edges="bond graph")
 
     def on_test_epoch_end(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

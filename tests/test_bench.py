@@ -8,6 +8,7 @@ import torch
 from conftest import TINY_UNET
 from models import UNetConfig
 from sampling.commands.bench import main as bench_main
+from sampling.commands.bench_gpu import GPU_CONFIGS
 from sampling.commands.bench_unet import unet_ratios, unet_suite
 
 
@@ -91,13 +92,13 @@ def test_gpu_suite_tiny_runs_every_part_on_the_cpu(tmp_path, capsys):
                        "--data-dir", str(data_dir)]) == 0
     data = json.loads(out.read_text())
     train = [r for r in data["rows"] if r["part"] == "train"]
-    assert [(r["config"], r["arm"]) for r in train] == [(c, a) for c in ("cifar", "celeba", "qm9", "zinc", "moses")
-                                                        for a in ("qgfd", "vanilla")]
+    assert [(r["config"], r["arm"]) for r in train] == [(c, a) for c in GPU_CONFIGS for a in ("qgfd", "vanilla")]
     assert all(r["steps_done"] == 3 and r["losses_finite"] and r["peak_memory_mb"] > 0 and not r["cut_short"]
                and r["precision"] == "bf16-mixed" for r in train)  # autocast, as on a GPU
-    assert set(data["meta"]["ratios"]) == {f"{c}_qgfd_vs_vanilla_step" for c in ("cifar", "celeba", "qm9", "zinc", "moses")}
+    assert set(data["meta"]["ratios"]) == {f"{c}_qgfd_vs_vanilla_step" for c in GPU_CONFIGS}
     inputs = {r["config"]: r["inputs"] for r in train}
     assert inputs["qm9"].startswith("data set: QM9DataModule") and inputs["moses"].startswith("data set: MOSESDataModule")
+    assert inputs["planar"].startswith("data set: SyntheticGraphDataModule")  # made at setup, never absent
     for absent, named in (("cifar", "cifar-10-batches-py"), ("celeba", "CelebA"), ("zinc", "250k_rndm_zinc")):
         assert inputs[absent].startswith("random tensors") and named in inputs[absent]  # the reason, not a download
     assert data["meta"]["tiny"] and "random tensors" in data["meta"]["inputs"]

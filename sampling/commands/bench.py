@@ -27,7 +27,7 @@ from qgfd_gen.memory import MemoryTracker
 from qgfd_gen.operator import qgfd_attention, qgfd_reference
 from qgfd_gen.transitions import AdjacencyTransition, DenseTransition, GridTransition, KNNTransition, Transition
 
-from .bench_gpu import GPU_CONFIGS, gpu_suite, print_gpu_table
+from .bench_gpu import GPU_CONFIGS, TOTAL_TRAIN_SECONDS, gpu_suite, print_gpu_table
 from .bench_gpu_inputs import INPUTS
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tiny", action="store_true", help="gpu suite: the same code on the CPU at tiny sizes")
     parser.add_argument("--train-steps", type=positive_int, default=None, help="gpu suite: steps per part (200; tiny 3)")
     parser.add_argument("--part-budget", type=positive_float, default=None,
-                        help="gpu suite: seconds a part may take before it is cut short (40; tiny 120)")
+                        help="gpu suite: seconds a part may take before it is cut short (training: 40, or less so that all configs fit 7 minutes; tiny 120)")
     parser.add_argument("--configs", type=config_list, default=list(GPU_CONFIGS),
                         help=f"gpu suite: configs to check (default {','.join(GPU_CONFIGS)})")
     parser.add_argument("--reference", default=None,
@@ -195,7 +195,7 @@ def run_gpu_suite(args: argparse.Namespace, meta: dict, say: Callable[[str], Non
     device = "cpu" if args.tiny else "cuda"
     meta.update(device=torch.cuda.get_device_name() if device == "cuda" else "cpu", tiny=args.tiny, inputs=INPUTS)
     rows, meta["ratios"] = gpu_suite(tuple(args.configs), args.train_steps or (3 if args.tiny else 200),
-                                     args.part_budget or (120.0 if args.tiny else 40.0),
+                                     args.part_budget or (120.0 if args.tiny else min(40.0, TOTAL_TRAIN_SECONDS / (2 * len(args.configs)))),
                                      args.num_images or (8 if args.tiny else 1000), 2 if args.tiny else 50,
                                      args.part_budget or (120.0 if args.tiny else 90.0), args.reference, device,
                                      args.tiny, say, args.data_dir)

@@ -32,7 +32,8 @@ from qgfd_gen.memory import MemoryTracker
 from .bench_gpu_inputs import RANDOM_INPUTS, training_inputs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses")  # cifar-vanilla is cifar's vanilla arm
+GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses", "planar", "tree")  # cifar-vanilla is cifar's vanilla arm
+TOTAL_TRAIN_SECONDS = 420  # the training parts' share of the ten minutes (sampling and FID take the rest)
 ARMS = ("qgfd", "vanilla")
 
 

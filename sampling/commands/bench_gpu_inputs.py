@@ -48,7 +48,7 @@ def config_datamodule(config: dict[str, Any], batch: int, tiny: bool, data_dir: 
     args = {**(data.get("init_args") or {}), "batch_size": batch}
     if "download" in accepted:
         args["download"] = False
-    if data_dir is not None:
+    if data_dir is not None and "data_dir" in accepted:  # the synthetic graphs are made, not read
         args["data_dir"] = data_dir
     if "max_molecules" in accepted:
         args["max_molecules"] = 64 if tiny else MAX_MOLECULES
@@ -72,6 +72,6 @@ def training_inputs(config: dict[str, Any], model: L.LightningModule, batch: int
         reason = str(error).strip().splitlines()[0]
         return ({"train_dataloaders": random_inputs(model, batch, count)}, f"{RANDOM_INPUTS}: {reason}",
                 time.perf_counter() - start)
-    where = getattr(datamodule, "path", None) or datamodule.data_dir
-    return ({"datamodule": datamodule}, f"data set: {type(datamodule).__name__} from {str(where)!r}",
-            time.perf_counter() - start)
+    where = getattr(datamodule, "path", None) or getattr(datamodule, "data_dir", None)
+    source = f"from {str(where)!r}" if where is not None else "(made at setup)"
+    return {"datamodule": datamodule}, f"data set: {type(datamodule).__name__} {source}", time.perf_counter() - start

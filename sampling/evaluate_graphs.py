@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from datamodules.graph_files import read_graph_file
 from datamodules.synthetic_graphs import KINDS, SyntheticGraphDataModule
-from models.measures.graph_statistics import graph_scores
+from models.measures.graph_statistics import GraphReference, graph_scores
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
@@ -66,9 +66,5 @@ def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) ->
                 "qgfd_max_iterations": sweep.qgfd_max_iterations}
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "benchmark": model.benchmark,
             "train_graphs": len(train), "test_graphs": len(test)}
-    results = SweepResults(sweep.out, meta, list(GRAPH_METRICS))
-
-    def score(result) -> dict:
-        return graph_scores(result.graphs, train, test, model.benchmark, settings.kernel)
-
-    return results, score
+    reference = GraphReference(train, test, model.benchmark, settings.kernel)  # its baseline once for every row
+    return SweepResults(sweep.out, meta, list(GRAPH_METRICS)), lambda result: reference.score(result.graphs)

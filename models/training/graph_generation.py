@@ -15,7 +15,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
-from models.measures.graph_statistics import graph_scores, is_valid
+from models.measures.graph_statistics import GraphReference, is_valid
 from models.networks.graph_transformer import GraphTransformerConfig
 from models.processes.samples import SampleSet
 from qgfd_gen.attention import QGFDConfig
@@ -90,8 +90,9 @@ class GraphGeneration(GraphChainModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if not num or datamodule is None or not hasattr(datamodule, "graphs"):
             return
-        samples = self.sample(num, steps=self.hparams.val_sample_steps, seed=0)
-        scores = graph_scores(samples.graphs, datamodule.graphs("train"), datamodule.graphs("test"), self.benchmark)
+        if getattr(self, "_reference", None) is None:  # one per run: the ratios' baseline is the data set's
+            self._reference = GraphReference(datamodule.graphs("train"), datamodule.graphs("test"), self.benchmark)
+        scores = self._reference.score(self.sample(num, steps=self.hparams.val_sample_steps, seed=0).graphs)
         self.log_dict({f"{split}/{k}": float(scores[k]) for k in SCORES_LOGGED}, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from datamodules.graph_files import read_graph_file
 from datamodules.synthetic_graphs import KINDS, SyntheticGraphDataModule
-from models.measures.graph_statistics import GraphReference, graph_scores
+from models.measures.graph_statistics import HEADLINE_SCORES, KERNELS, GraphReference, graph_scores
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
@@ -18,8 +18,7 @@ from .results import SweepResults
 from .settings import GraphEvaluation, GraphFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
 
-GRAPH_METRICS = ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
-KERNELS = ("tv", "emd")
+GRAPH_METRICS = HEADLINE_SCORES
 
 
 def score_graph_file(scoring: GraphFileScoring) -> int:

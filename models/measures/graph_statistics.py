@@ -23,6 +23,9 @@ import networkx as nx
 import numpy as np
 
 SIGMA = {"degree": 1.0, "clustering": 0.1, "spectrum": 1.0}
+KERNELS = ("tv", "emd")
+# what a generated set is judged by, in the order sweeps, validation logs and summaries give them
+HEADLINE_SCORES = ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
 
 
 def degree_histogram(graph: nx.Graph) -> np.ndarray:
@@ -58,7 +61,7 @@ def _kernel(x: np.ndarray, y: np.ndarray, sigma: float, kind: str, scaling: floa
     elif kind == "emd":  # 1-D EMD: the L1 distance between the cumulative distributions
         distance = np.abs(np.cumsum(x, 1)[:, None, :] - np.cumsum(y, 1)[None, :, :]).sum(-1) / scaling
     else:
-        raise ValueError(f"kernel={kind!r}; use 'tv' or 'emd'")
+        raise ValueError(f"kernel={kind!r}; choose one of {', '.join(KERNELS)}")
     return np.exp(-distance**2 / (2 * sigma**2))
 
 

@@ -54,42 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--no-ema", action="store_true", help="sample with the raw weights, not the EMA")
     images.add_argument("--device", type=device, default="cpu")
     add_device_options(images)
-    mols = sub.add_parser("molecules", help="an RDKit grid and a SMILES file (empty line = invalid)")
-    mols.add_argument("--ckpt", required=True)
-    mols.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=100)
-    mols.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
-    mols.add_argument("--seed", type=int, default=0)
-    mols.add_argument("--out", default="molecules.png")
+    mols = _chain_parser(sub, "molecules", "an RDKit grid and a SMILES file (empty line = invalid)", num=100,
+                         out="molecules.png", grid_max=64, batch_size=512)
     mols.add_argument("--smiles", default="molecules.smi")
-    mols.add_argument("--per-row", type=positive_int, default=8)
-    mols.add_argument("--grid-max", type=positive_int, default=64, help="at most this many molecules in the grid")
-    mols.add_argument("--batch-size", type=positive_int, default=512)
     mols.add_argument("--correct", action="store_true", help="valency correction (reported apart, not validity)")
-    mols.add_argument("--no-ema", action="store_true")
-    mols.add_argument("--device", type=device, default="cpu")
-    add_device_options(mols)
-    graphs = sub.add_parser("graphs", help="a grid of graphs beside training graphs, and an .npz of adjacency matrices")
-    graphs.add_argument("--ckpt", required=True)
-    graphs.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=40)
-    graphs.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
-    graphs.add_argument("--seed", type=int, default=0)
-    graphs.add_argument("--out", default="graphs.png")
+    graphs = _chain_parser(sub, "graphs", "a grid of graphs beside training graphs, and an .npz of adjacency matrices",
+                           num=40, out="graphs.png", grid_max=24, batch_size=256)
     graphs.add_argument("--npz", default="graphs.npz", help="adjacency [N, n, n] (padded) and num_nodes [N]")
-    graphs.add_argument("--per-row", type=positive_int, default=8)
-    graphs.add_argument("--grid-max", type=positive_int, default=24, help="at most this many graphs in the grid")
-    graphs.add_argument("--batch-size", type=positive_int, default=256)
-    graphs.add_argument("--no-ema", action="store_true")
-    graphs.add_argument("--device", type=device, default="cpu")
-    add_device_options(graphs)
     return parser
 
 
-def sample_images(args: argparse.Namespace) -> None:
-    check_outputs({"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir}, {"--ckpt": args.ckpt},
-                  folders=("--images-dir",))
+def _chain_parser(sub: argparse._SubParsersAction, name: str, help: str, num: int, out: str, grid_max: int,
+                  batch_size: int) -> argparse.ArgumentParser:
+    """A discrete chain's subcommand (molecules, graphs) with the options _sample_chain reads and a grid's."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--num-samples", "--num", dest="num_samples", type=positive_int, default=num)
+    parser.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: every timestep)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--per-row", type=positive_int, default=8)
+    parser.add_argument("--grid-max", type=positive_int, default=grid_max, help=f"at most this many {name} in the grid")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size)
+    parser.add_argument("--no-ema", action="store_true")
+    parser.add_argument("--device", type=device, default="cpu")
+    add_device_options(parser)
+    return parser
+
+
+def _launch(args: argparse.Namespace, kind: str, worker, outputs: dict[str, Optional[str]],
+            folders: tuple[str, ...] = ()) -> None:
+    """Outputs checked against the checkpoint (none may overwrite it), the checkpoint's kind checked before several
+    processes start, then `worker(shard, args)` on every process."""
+    check_outputs(outputs, {"--ckpt": args.ckpt}, folders=folders)
     if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(args.ckpt, "images")
-    launch(_sample_images, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+        check_file(args.ckpt, kind)
+    launch(worker, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+
+
+def sample_images(args: argparse.Namespace) -> None:
+    _launch(args, "images", _sample_images, {"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir},
+            folders=("--images-dir",))
 
 
 def _sample_images(shard: Shard, args: argparse.Namespace) -> None:
@@ -133,10 +138,7 @@ def _sample_chain(shard: Shard, model, args: argparse.Namespace, **options):
 
 
 def sample_molecules(args: argparse.Namespace) -> None:
-    check_outputs({"--out": args.out, "--smiles": args.smiles}, {"--ckpt": args.ckpt})
-    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(args.ckpt, "molecules")
-    launch(_sample_molecules, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+    _launch(args, "molecules", _sample_molecules, {"--out": args.out, "--smiles": args.smiles})
 
 
 def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
@@ -152,10 +154,7 @@ def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
 
 
 def sample_graphs(args: argparse.Namespace) -> None:
-    check_outputs({"--out": args.out, "--npz": args.npz}, {"--ckpt": args.ckpt})
-    if args.devices * args.num_nodes > 1:  # a bad checkpoint is refused here, before any process starts
-        check_file(args.ckpt, "graphs")
-    launch(_sample_graphs, args, args.devices, args.num_nodes, args.device, args.num_samples, args.batch_size)
+    _launch(args, "graphs", _sample_graphs, {"--out": args.out, "--npz": args.npz})
 
 
 def _sample_graphs(shard: Shard, args: argparse.Namespace) -> None:

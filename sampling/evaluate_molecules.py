@@ -23,7 +23,6 @@ from .settings import MoleculeEvaluation, SmilesFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
-MOLECULE_SAMPLER = CHAIN_SAMPLER
 
 
 def read_reference(path: str, role: str) -> list[str]:
@@ -103,7 +102,7 @@ def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str],
     if datamodule is None:
         raise CheckpointError("the checkpoint names no data module: training SMILES for novelty are unknown")
     train, test = datamodule.smiles("train"), datamodule.smiles("test")
-    identity = {"checkpoint_sha256": digest, "sampler": MOLECULE_SAMPLER, "seed": sweep.seed,
+    identity = {"checkpoint_sha256": digest, "sampler": CHAIN_SAMPLER, "seed": sweep.seed,
                 "num_samples": sweep.num_samples, "batch_size": sweep.batch_size, "fcd": settings.fcd,
                 "nspdk": settings.nspdk,
                 "qgfd_max_iterations": sweep.qgfd_max_iterations}

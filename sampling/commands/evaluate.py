@@ -29,7 +29,7 @@ from models.processes.graph_diffusion import CHAIN_SAMPLER
 from qgfd_gen.errors import UsageError, command
 from sampling.evaluate_graphs import KERNELS, evaluate_graphs, score_graph_file
 from sampling.evaluate_images import IMAGE_METRICS, evaluate_images
-from sampling.evaluate_molecules import MOLECULE_SAMPLER, evaluate_molecules, evaluate_smiles_file
+from sampling.evaluate_molecules import evaluate_molecules, evaluate_smiles_file
 from sampling.score_image_files import score_image_files
 from sampling.settings import (GraphEvaluation, GraphFileScoring, ImageEvaluation, ImageFileScoring, MoleculeEvaluation,
                                SmilesFileScoring, SweepSettings)
@@ -195,7 +195,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
                                                       fcd=not args.no_fcd, nspdk=not args.no_nspdk))
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
-    return evaluate_molecules(MoleculeEvaluation(sweep_from_options(args, [MOLECULE_SAMPLER]), fcd=not args.no_fcd,
+    return evaluate_molecules(MoleculeEvaluation(sweep_from_options(args, [CHAIN_SAMPLER]), fcd=not args.no_fcd,
                                                  nspdk=not args.no_nspdk))
 
 

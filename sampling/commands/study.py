@@ -29,7 +29,7 @@ from qgfd_gen.locks import folder_lock
 
 from .study_plan import Run, StudyPlan, read_study
 from .study_plots import loss_curve
-from .study_report import STUDY_FILE, StudyTable, write_report
+from .study_report import QUALITY, STUDY_FILE, StudyTable, write_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +139,7 @@ def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     return scores
 
 
-KNOWN_METRICS = ("fid", "kid", "is", "nll_bpd", "validity", "uniqueness", "novelty", "fcd", "connected", "nspdk_mmd",
-                 "vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd", "mean_ratio")
+KNOWN_METRICS = tuple(QUALITY)  # every metric the report knows the better direction of
 PROVENANCE = ("fid_network", "fid_label", "reference_images")  # which network scored the images, on how many
 
 

@@ -233,3 +233,19 @@ def test_a_bad_goal_is_refused_naming_it(tmp_path, goal, message):
 
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         read_study(write_study(tmp_path, goal=goal))
+
+
+def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_claiming_an_interval(tmp_path):
+    from sampling.commands.study_plan import StudyPlan
+    from sampling.commands.study_report import write_report
+
+    arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}}
+    plan = StudyPlan(name="p", base=tmp_path, seeds=[0], budget={"steps": 1}, arms=arms, baseline="vanilla",
+                     base_config={"model": {"class_path": "models.MoleculeDiffusion"}})
+    rows = [{"arm": a, "seed": 0, "validity": v, "fcd": f} for a, v, f in
+            (("vanilla", 0.30, 38.0), ("rrwp", 0.45, 30.0), ("qgfd", 0.25, 41.0))]
+    report = write_report(tmp_path, plan, rows).read_text()
+    assert "| rrwp | +0.15 (1 seed) | -8 (1 seed) |" in report and "every 95% interval contains 0" not in report
+    assert "One seed per arm" in report and "(3 runs)" in report
+    assert "By validity (higher is better): rrwp 0.45, vanilla 0.3, qgfd 0.25" in report
+    assert "By fcd (lower is better): rrwp 30, vanilla 38, qgfd 41" in report

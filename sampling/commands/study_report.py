@@ -135,7 +135,8 @@ def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[
             data = per_arm(rows, column)
             interval = paired_interval(data.get(arm, {}), data.get(plan.baseline, {}))
             if interval is None:
-                cells.append("–")
+                single = single_difference(data.get(arm, {}), data.get(plan.baseline, {}))
+                cells.append("–" if single is None else f"{_signed(single)} (1 seed)")
                 continue
             mean, lo, hi, n = interval
             cells.append(f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]")
@@ -145,6 +146,29 @@ def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[
                                 f"{_fmt(abs(mean))} (95% interval {_fmt(lo)} to {_fmt(hi)}, {n} seeds)")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines), findings
+
+
+def single_difference(arm: dict[int, float], baseline: dict[int, float]) -> Optional[float]:
+    """Arm - baseline when exactly one seed has both: a pilot's difference, shown without an interval."""
+    diffs = [arm[s] - baseline[s] for s in arm if s in baseline]
+    return diffs[0] if len(diffs) == 1 else None
+
+
+def _signed(value: float) -> str:
+    return ("+" if value > 0 else "") + _fmt(value)
+
+
+def ranking(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """Arms best first on each quality column: what a one-seed pilot can say (it has no interval)."""
+    lines = []
+    for column in columns:
+        values = {arm: statistics.fmean(v.values()) for arm, v in per_arm(rows, column).items()}
+        if len(values) < 2:
+            continue
+        order = sorted(values, key=values.get, reverse=higher_is_better(column))
+        lines.append(f"By {column} ({'higher' if higher_is_better(column) else 'lower'} is better): "
+                     + ", ".join(f"{arm} {_fmt(values[arm])}" for arm in order))
+    return lines
 
 
 def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
@@ -220,7 +244,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         *network_note(rows),
         "Arms (overrides of the base config):", "",
         *[f"- **{arm}**: " + (", ".join(f"`{k}={v}`" for k, v in o.items()) or "the base config") for arm, o in plan.arms.items()],
-        "", f"## Mean ± standard deviation over seeds ({len(rows)} runs)", "",
+        "", f"## Mean ± standard deviation over seeds ({len(rows)} run{'s' if len(rows) != 1 else ''})", "",
         summary_table(plan, rows, quality + cost), "",
         "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
         "`step_memory_mb` the peak of the tensors one training step creates (activations, gradients, temporaries; "
@@ -231,8 +255,12 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         + t_note, "",
         diff_text, "",
         "## What it says", "",
-        *([f"- {f}" for f in findings] or [f"- No arm differs from {plan.baseline} by more than the seed spread "
-                                             f"on any column (every 95% interval contains 0)."]),
+        *([f"- {f}" for f in findings] or
+          ([f"- No arm differs from {plan.baseline} by more than the seed spread on any column (every 95% interval "
+            f"contains 0)."] if seeds > 1 else
+           ["- One seed per arm: every difference above is one run against one run, with no interval. It can rank "
+            "arms (a pilot's use), not say whether a difference is larger than the seed spread.",
+            *[f"- {line}" for line in ranking(plan, rows, quality)]])),
         "", *goal_section(plan, rows),
         "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
     ]

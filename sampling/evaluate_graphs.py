@@ -1,4 +1,4 @@
-"""`qgfd-eval graphs`: V.U.N. and the degree / clustering / spectrum MMDs (with their ratios to the training set's)
+"""`qgfd-eval graphs`: V.U.N. and the degree / clustering / orbit / spectrum MMDs (with their ratios to the training set's)
 against sampler steps, or of a file of graphs made elsewhere."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def test_fit_sample_and_evaluate_a_tiny_planar_model(tmp_path, monkeypatch, caps
     assert lightning_main(["fit", "-c", str(CONFIGS / "planar-cpu.yaml"), *TINY]) == 0
     ckpt = tmp_path / "runs/planar-cpu/checkpoints/last.ckpt"
     logged = (tmp_path / "runs/planar-cpu/logs/version_0/metrics.csv").read_text().splitlines()[0]
-    assert all(f"val/{name}" in logged for name in ("vun", "valid", "degree_mmd", "spectrum_mmd", "mean_ratio"))
+    assert all(f"val/{name}" in logged for name in ("vun", "valid", "degree_mmd", "orbit_mmd", "spectrum_mmd", "mean_ratio"))
     assert (tmp_path / "runs/planar-cpu/logs/version_0/samples/final.png").stat().st_size > 0  # the config's grid
 
     assert sample_main(["graphs", "--ckpt", str(ckpt), "--num", "6", "--steps", "5", "--out", "g.png", "--npz", "g.npz"]) == 0
@@ -47,7 +47,7 @@ def test_fit_sample_and_evaluate_a_tiny_planar_model(tmp_path, monkeypatch, caps
     # the same graphs from a file score the same as the sweep's row (same seed, same steps)
     assert eval_main(["graphs", "--samples", "g.npz", "--benchmark", "planar", "--graph-size", "12", "--json", "s.json"]) == 0
     scores = json.loads((tmp_path / "s.json").read_text())
-    for name in ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "spectrum_mmd"):
+    for name in ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "orbit_mmd", "spectrum_mmd"):
         assert scores[name] == pytest.approx(rows[0][name]), name
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial import Delaunay
 
 from datamodules.synthetic_graphs import SyntheticGraphDataModule, dense_graphs, make_graphs, planar_graph
-from models.measures.graph_statistics import graph_mmds, graph_scores, is_valid, mmd2, vun
+from models.measures.graph_statistics import graph_mmds, graph_scores, is_valid, mmd2, orbit_mmd2, vun
 
 
 def test_a_delaunay_triangulation_has_3n_minus_3_minus_hull_edges():
@@ -53,6 +53,10 @@ def test_mmd_is_zero_for_a_set_against_itself_and_positive_against_another_famil
     emd = graph_mmds(trees, planar, kernel="emd")
     assert all(v > 0 for v in emd.values()) and graph_mmds(planar, planar, kernel="emd")["degree_mmd"] < 1e-12
     assert mmd2([np.array([1.0, 0.0])], [np.array([0.0, 1.0])]) == pytest.approx(2 - 2 * np.exp(-0.5), rel=1e-5)
+    assert "orbit_mmd" in same and other["orbit_mmd"] > 0.05  # trees have no triangle, planar graphs many
+    a, b = np.array([30.0, 0.0]), np.array([0.0, 30.0])  # unnormalised counts, sigma 30: TV 30, L2 30 * sqrt(2)
+    assert orbit_mmd2([a], [b]) == pytest.approx(2 - 2 * np.exp(-0.5))
+    assert orbit_mmd2([a], [b], kernel="emd") == pytest.approx(2 - 2 * np.exp(-1.0))
 
 
 def test_vun_counts_isomorphic_duplicates_and_training_graphs():
@@ -62,5 +66,5 @@ def test_vun_counts_isomorphic_duplicates_and_training_graphs():
     scores = vun([relabelled, star, star_again, cycle], train, "tree")
     assert scores == {"valid": 0.75, "unique": 0.75, "novel": 0.75, "vun": 0.25}  # only the first star is all three
     full = graph_scores(make_graphs("tree", 8, 16, 2), make_graphs("tree", 8, 16, 3), make_graphs("tree", 8, 16, 4), "tree")
-    assert full["valid"] == 1 and full["samples"] == 8 and np.isfinite(full["mean_ratio"])
+    assert full["valid"] == 1 and full["samples"] == 8 and np.isfinite(full["mean_ratio"]) and np.isfinite(full["orbit_ratio"])
     assert np.isnan(full["clustering_ratio"])  # no triangles in any tree: train against test is 0

@@ -1,6 +1,6 @@
 """Graphs without attributes (the planar and tree benchmarks): the molecule chain and denoiser with one node type
 and two edge states (absent, present), sampled graphs returned as networkx graphs and scored as the field scores
-them (V.U.N. and the degree / clustering / spectrum MMDs of models.measures.graph_statistics).
+them (V.U.N. and the degree / clustering / orbit / spectrum MMDs of models.measures.graph_statistics).
 
 What is trained is the same as for molecules (GraphChainModule): the denoiser predicts the clean edges of a noisy
 graph, cross-entropy on every node pair; graph sizes and the edge density of the noise limit come from the

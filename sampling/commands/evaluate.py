@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_graph_parser(sub: argparse._SubParsersAction) -> None:
     """`qgfd-eval graphs`: a checkpoint's sweep, or a file of graphs with the benchmark to compare with."""
-    graphs = sub.add_parser("graphs", help="V.U.N. and degree / clustering / spectrum MMDs against steps, or of a file")
+    graphs = sub.add_parser("graphs", help="V.U.N. and degree / clustering / orbit / spectrum MMDs against steps, or of a file")
     graphs.add_argument("--ckpt", default=None)
     _sweep_options(graphs, "50,100,500")
     graphs.set_defaults(num_samples=40)  # the benchmarks' test sets are 40 graphs

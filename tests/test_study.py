@@ -44,9 +44,12 @@ def write_study(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(tmp_path, monkeypatch):
+def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path, out = write_study(tmp_path), tmp_path / "out"
+    assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0  # the plan, and nothing written
+    plan = capsys.readouterr().out
+    assert not out.exists() and plan.count(": to train") == 4 and "4 of 4 runs still to do" in plan
     trained: list[tuple[str, int]] = []
     real_train = study_command.train
 
@@ -62,6 +65,10 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     first = out / "runs" / "vanilla" / "seed0" / "final.ckpt"
     stamp = first.stat().st_mtime_ns
     assert len(json.loads((out / "study.json").read_text())["rows"]) == 1
+    capsys.readouterr()
+    assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "vanilla              seed 0: done" in plan and "3 of 4 runs still to do" in plan
 
     calls: list[tuple[str, int]] = []
 

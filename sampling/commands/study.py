@@ -1,7 +1,7 @@
 """qgfd-study: does QGFD help, and at what cost? Trains every arm of a study for every seed through the same
 LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and writes the evidence.
 
-    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu]
+    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--dry-run]
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
 step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
@@ -36,7 +36,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qgfd-study", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--config", required=True, help="a study file (configs/studies/*.yaml)")
     parser.add_argument("--out", default=None, help="study folder (default studies/<study name>)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the study (every arm builds, the evaluation options parse) and list its runs "
+                             "with what each still needs; train nothing, write nothing")
     return parser
+
+
+def describe(plan: StudyPlan, out: Path) -> list[str]:
+    """The study's runs and what each still needs, from what its folder holds (nothing is written)."""
+    if (out / STUDY_FILE).exists():
+        StudyTable(out, plan)  # refuses a folder holding another study, as a real run would
+        done = {(r["arm"], r["seed"]) for r in json.loads((out / STUDY_FILE).read_text())["rows"]}
+    else:
+        done = set()
+    runs = plan.runs(out)
+    lines = [f"study {plan.name}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = {len(runs)} runs, budget "
+             f"{plan.budget} each, evaluated by `qgfd-eval {plan.kind} {' '.join(plan.eval_options())}`; folder {out}"]
+    for run in runs:
+        if (run.arm, run.seed) in done:
+            status = "done"
+        elif (run.folder / "checkpoints" / "last.ckpt").exists():
+            status = "resumes from its last checkpoint"
+        else:
+            status = "to train"
+        overrides = ", ".join(f"{k}={v}" for k, v in plan.arms[run.arm].items()) or "the base config"
+        lines.append(f"  {run.arm:<20} seed {run.seed}: {status:<33} ({overrides})")
+    todo = sum(1 for run in runs if (run.arm, run.seed) not in done)
+    lines.append(f"{todo} of {len(runs)} runs still to do")
+    if out.is_dir():
+        try:
+            with folder_lock(out):
+                pass
+        except UsageError as busy:
+            lines.append(f"now: {busy}")
+    return lines
 
 
 def eval_arguments(plan: StudyPlan, checkpoint: Path, out: Path) -> argparse.Namespace:
@@ -184,6 +217,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = Path(args.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
     check_arms(plan, check_evaluation(plan, out))
+    if args.dry_run:
+        print("\n".join(describe(plan, out)))
+        return 0
     with folder_lock(out):  # one study per folder
         run_study(plan, out)
     return 0

@@ -73,10 +73,23 @@ def write_smiles(smiles: Sequence[Optional[str]], path: str | Path) -> Path:
     return Path(path)
 
 
+def _layout(graph) -> dict:
+    """Node positions: a connected graph relaxed by Kamada-Kawai from its planar embedding (no crossings) where
+    one exists; a disconnected one by a seeded spring layout, since an embedding of several pieces squeezes them
+    into one triangle and Kamada-Kawai needs finite distances."""
+    import networkx as nx
+
+    if len(graph) <= 2 or not nx.is_connected(graph):
+        return nx.spring_layout(graph, seed=0)
+    planar, embedding = nx.check_planarity(graph)
+    start = nx.combinatorial_embedding_to_pos(embedding) if planar else nx.spring_layout(graph, seed=0)
+    return nx.kamada_kawai_layout(graph, pos=start)
+
+
 def write_graph_grid(graphs: Sequence, path: str | Path, valid: Sequence[bool], reference: Sequence = (),
                      per_row: int = 8) -> Path:
     """Generated graphs (blue when valid, red when not), then a row of training graphs (grey) to compare with;
-    planar graphs drawn with a planar embedding (no crossings) where one exists, the rest with a spring layout."""
+    laid out by `_layout`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,10 +103,7 @@ def write_graph_grid(graphs: Sequence, path: str | Path, valid: Sequence[bool], 
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (graph, colour, label) in zip(axes.ravel(), cells):
-        planar, embedding = nx.check_planarity(graph)
-        layout = (nx.combinatorial_embedding_to_pos(embedding) if planar and graph.number_of_nodes() > 2
-                  else nx.spring_layout(graph, seed=0))
-        layout = nx.kamada_kawai_layout(graph, pos=layout) if nx.is_connected(graph) and len(graph) > 2 else layout
+        layout = _layout(graph)
         nx.draw_networkx(graph, layout, ax=ax, node_size=8, width=0.5, with_labels=False, node_color=colour,
                          edge_color=colour)
         ax.set_title(label, fontsize=8)

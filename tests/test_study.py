@@ -68,7 +68,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     capsys.readouterr()
     assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out
-    assert "vanilla              seed 0: done" in plan and "3 of 4 runs still to do" in plan
+    assert "vanilla              seed 0: done" in plan and "3 of 4 runs still to do; at the finished runs' pace" in plan
 
     calls: list[tuple[str, int]] = []
 

@@ -42,13 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _duration(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+def run_minutes(plan: StudyPlan, out: Path, rows: list[dict[str, Any]]) -> Optional[float]:
+    """Mean wall minutes of a finished run: its training and its evaluation's rows (None before any run)."""
+    costs = []
+    for row in rows:
+        results = out / "runs" / row["arm"] / f"seed{row['seed']}" / "eval" / "results.json"
+        evaluation = sum(r.get("seconds") or 0 for r in json.loads(results.read_text())["rows"]) if results.exists() else 0
+        if row.get("train_seconds") is not None:
+            costs.append(row["train_seconds"] + evaluation)
+    return sum(costs) / len(costs) / 60 if costs else None
+
+
 def describe(plan: StudyPlan, out: Path) -> list[str]:
     """The study's runs and what each still needs, from what its folder holds (nothing is written)."""
-    if (out / STUDY_FILE).exists():
-        StudyTable(out, plan)  # refuses a folder holding another study, as a real run would
-        done = {(r["arm"], r["seed"]) for r in json.loads((out / STUDY_FILE).read_text())["rows"]}
-    else:
-        done = set()
+    rows = StudyTable(out, plan).rows if (out / STUDY_FILE).exists() else []  # refuses another study's folder
+    done = {(r["arm"], r["seed"]) for r in rows}
     runs = plan.runs(out)
     lines = [f"study {plan.name}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = {len(runs)} runs, budget "
              f"{plan.budget} each, evaluated by `qgfd-eval {plan.kind} {' '.join(plan.eval_options())}`; folder {out}"]
@@ -62,7 +74,9 @@ def describe(plan: StudyPlan, out: Path) -> list[str]:
         overrides = ", ".join(f"{k}={v}" for k, v in plan.arms[run.arm].items()) or "the base config"
         lines.append(f"  {run.arm:<20} seed {run.seed}: {status:<33} ({overrides})")
     todo = sum(1 for run in runs if (run.arm, run.seed) not in done)
-    lines.append(f"{todo} of {len(runs)} runs still to do")
+    pace = run_minutes(plan, out, rows)
+    lines.append(f"{todo} of {len(runs)} runs still to do"
+                 + (f"; at the finished runs' pace ({pace:.1f} min a run) about {_duration(todo * pace)}" if pace and todo else ""))
     if out.is_dir():
         try:
             with folder_lock(out):

@@ -140,3 +140,14 @@ def test_gpu_suite_trains_images_on_the_data_set_where_it_is(tmp_path):
     assert images.shape == (2, 3, size, size) and images.min() >= -1 and images.max() <= 1  # resized to the tiny model
     fit_inputs, inputs, _ = training_inputs(config, model, 2, 3, True, str(tmp_path / "absent"))
     assert inputs.startswith("random tensors") and "absent" in inputs and "train_dataloaders" in fit_inputs
+
+
+def test_structure_suite_times_every_study_arm_against_vanilla():
+    from models import GraphTransformerConfig
+    from sampling.commands.bench_structure import STRUCTURE_ARMS, structure_ratios, structure_suite
+
+    rows = structure_suite(batch=2, repeats=1, progress=lambda text: None,
+                           network=GraphTransformerConfig(node_dim=16, edge_dim=8, layers=1, heads=2))
+    assert [r["arm"] for r in rows] == list(STRUCTURE_ARMS)
+    assert all(r["train_step_ms"] > 0 for r in rows) and rows[0]["step_ratio_vs_vanilla"] == 1.0
+    assert set(structure_ratios(rows)) == {f"structure_step_{arm}_vs_vanilla" for arm in list(STRUCTURE_ARMS)[1:]}

@@ -4,6 +4,7 @@
     qgfd-bench --suite operator --sizes 256,1024 --out my.json
     qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
     qgfd-bench --suite molecules       # graph denoiser step and sampler throughput, QGFD against alpha 0
+    qgfd-bench --suite structure       # every structure study arm's training step against vanilla's (MOSES size)
     qgfd-bench --suite sampler         # the workbench's samplers against diffusers' loop on the same U-Net
     qgfd-bench --suite gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
 
@@ -31,6 +32,7 @@ from .bench_gpu import GPU_CONFIGS, TOTAL_TRAIN_SECONDS, gpu_suite, print_gpu_ta
 from .bench_gpu_inputs import INPUTS
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
+from .bench_structure import print_structure_table, structure_ratios, structure_suite
 from .bench_unet import print_unet_table, unet_ratios, unet_suite
 from .options import int_list, number_in, positive_float, positive_int
 from .timing import interleaved_median_ms
@@ -160,7 +162,7 @@ alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qgfd-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=["operator", "unet", "molecules", "sampler", "gpu"], default="operator")
+    parser.add_argument("--suite", choices=["operator", "unet", "molecules", "structure", "sampler", "gpu"], default="operator")
     parser.add_argument("--out", default=None, help="JSON file (default bench-<suite>.json)")
     parser.add_argument("--sizes", type=int_list, default=[256, 1024, 4096])
     parser.add_argument("--modes", type=mode_list, default=list(MODES))
@@ -238,6 +240,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows = sampler_suite(args.num_images or 64, args.sample_steps, args.repeats, say, model)
         print_sampler_table(rows)
         meta["ratios"] = sampler_ratios(rows)
+    elif args.suite == "structure":
+        rows = structure_suite(batch=args.batch or 64, repeats=args.repeats, progress=say)
+        print_structure_table(rows)
+        meta["ratios"] = structure_ratios(rows)
     else:
         rows = molecule_suite(["qm9", "zinc"], batch=args.batch or 256, num=args.num_molecules,
                               steps=args.sample_steps, repeats=args.repeats, progress=say)

@@ -8,12 +8,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-import torch
-
-from models import GraphTransformerConfig, MoleculeDiffusion, OptimizerConfig
+from models import GraphTransformerConfig
 from qgfd_gen.attention import QGFDConfig
 
-from .bench_molecules import _train_step, set_uniform_statistics
+from .bench_molecules import timing_model, train_step
 from .timing import interleaved_median_ms
 
 # arm -> (network switches, QGFD settings): the arms of configs/studies/moses-pilot.yaml and moses-cpu.yaml
@@ -34,12 +32,9 @@ def structure_suite(batch: int, repeats: int, progress: Callable[[str], None],
     network = network or GraphTransformerConfig()
     steps = {}
     for arm, (switches, qgfd) in STRUCTURE_ARMS.items():
-        torch.manual_seed(0)
-        model = MoleculeDiffusion(dataset="zinc", network=dataclasses.replace(network, **switches),
-                                  qgfd=QGFDConfig(**{"iterations": 3, "transition": "adjacency", **qgfd}),
-                                  optimizer=OptimizerConfig(lr=1e-4, warmup_steps=1))
-        set_uniform_statistics(model)
-        steps[arm] = _train_step(model.to(device), batch, device)
+        model = timing_model("zinc", dataclasses.replace(network, **switches),
+                             QGFDConfig(**{"iterations": 3, "transition": "adjacency", **qgfd}), device)
+        steps[arm] = train_step(model, batch, device)
     progress(f"structure: {len(steps)} arms' training steps in turn, batch {batch}, {repeats} repeats")
     step_ms = interleaved_median_ms(steps, repeats)
     return [{"suite": "structure", "arm": arm, "batch": batch, "train_step_ms": ms,

@@ -46,7 +46,7 @@ def _duration(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def run_minutes(plan: StudyPlan, out: Path, rows: list[dict[str, Any]]) -> Optional[float]:
+def run_minutes(out: Path, rows: list[dict[str, Any]]) -> Optional[float]:
     """Mean wall minutes of a finished run: its training and its evaluation's rows (None before any run)."""
     costs = []
     for row in rows:
@@ -74,7 +74,7 @@ def describe(plan: StudyPlan, out: Path) -> list[str]:
         overrides = ", ".join(f"{k}={v}" for k, v in plan.arms[run.arm].items()) or "the base config"
         lines.append(f"  {run.arm:<20} seed {run.seed}: {status:<33} ({overrides})")
     todo = sum(1 for run in runs if (run.arm, run.seed) not in done)
-    pace = run_minutes(plan, out, rows)
+    pace = run_minutes(out, rows)
     lines.append(f"{todo} of {len(runs)} runs still to do"
                  + (f"; at the finished runs' pace ({pace:.1f} min a run) about {_duration(todo * pace)}" if pace and todo else ""))
     if out.is_dir():

@@ -81,10 +81,15 @@ def _t_quantile(seeds: int) -> float:
     return float(t.ppf(0.975, seeds - 1))
 
 
+def paired_differences(arm: dict[int, float], baseline: dict[int, float]) -> list[float]:
+    """Arm - baseline, seed by seed, over the seeds both have."""
+    return [arm[s] - baseline[s] for s in arm if s in baseline]
+
+
 def paired_interval(arm: dict[int, float], baseline: dict[int, float]) -> Optional[tuple[float, float, float, int]]:
     """Mean difference arm - baseline over the seeds both have, with a 95% Student t interval on the
     per-seed differences (paired: each seed trains both arms on the same data order and noise)."""
-    diffs = [arm[s] - baseline[s] for s in arm if s in baseline]
+    diffs = paired_differences(arm, baseline)
     if len(diffs) < 2:
         return None
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
@@ -150,7 +155,7 @@ def difference_table(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[
 
 def single_difference(arm: dict[int, float], baseline: dict[int, float]) -> Optional[float]:
     """Arm - baseline when exactly one seed has both: a pilot's difference, shown without an interval."""
-    diffs = [arm[s] - baseline[s] for s in arm if s in baseline]
+    diffs = paired_differences(arm, baseline)
     return diffs[0] if len(diffs) == 1 else None
 
 

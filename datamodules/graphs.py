@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from .loaders import evaluation_loader, training_loader
+
 
 def collate_graphs(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
     """Stack padded graphs and trim the padding to the largest graph of the batch."""
@@ -32,8 +34,8 @@ def graph_counts(atoms: Tensor, bonds: Tensor, num_atom_types: int, num_bond_typ
 
 
 class GraphDataModule(L.LightningDataModule):
-    """Loaders over `dataset(split)` (train shuffled, its last partial batch dropped); subclasses set batch_size
-    and num_workers and provide `dataset`."""
+    """Loaders over `dataset(split)` (train in an order that survives a resume, its last partial batch dropped);
+    subclasses set batch_size and num_workers and provide `dataset`."""
 
     batch_size: int
     num_workers: int
@@ -41,15 +43,15 @@ class GraphDataModule(L.LightningDataModule):
     def dataset(self, split: str) -> Dataset:
         raise NotImplementedError
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate_graphs, drop_last=shuffle, persistent_workers=self.num_workers > 0)
+    def _loader(self, split: str) -> DataLoader:
+        return evaluation_loader(self.dataset(split), self.batch_size, self.num_workers, collate_graphs)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
+        return training_loader(self.dataset("train"), self.batch_size, self.num_workers, self.trainer,
+                               collate_fn=collate_graphs)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test")

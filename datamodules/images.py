@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms as T
 
 from qgfd_gen.downloads import download_or_explain
+
+from .loaders import evaluation_loader, training_loader
 from qgfd_gen.errors import DataUnavailableError
 
 log = logging.getLogger(__name__)
@@ -69,16 +71,17 @@ class ImageDataModule(L.LightningDataModule):
         if self.train_set is None:
             self.train_set, self.val_set = self.build_datasets()
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          drop_last=shuffle and len(dataset) >= self.batch_size,
-                          persistent_workers=self.num_workers > 0)
+    def _loader(self, dataset: Dataset) -> DataLoader:
+        return evaluation_loader(dataset, self.batch_size, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """In an order that survives a resume (see loaders); random flips, drawn as images load, are not
+        replayed by a resume."""
+        return training_loader(self.train_set, self.batch_size, self.num_workers, self.trainer,
+                               drop_last=len(self.train_set) >= self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -85,12 +85,14 @@ def tiny_image_model() -> Callable[..., ImageDiffusion]:
     return make_image_model
 
 
-def make_molecule_model(timesteps: int = 20, qgfd: QGFDConfig | None = None, statistics_from: int = 300) -> MoleculeDiffusion:
-    """A 2-layer graph transformer on the QM9 vocabulary with the chain's statistics from real QM9 molecules."""
+def make_molecule_model(timesteps: int = 20, qgfd: QGFDConfig | None = None, statistics_from: int = 300,
+                        **network) -> MoleculeDiffusion:
+    """A 2-layer graph transformer (GraphTransformerConfig overrides in `network`) on the QM9 vocabulary with the
+    chain's statistics from real QM9 molecules."""
     torch.manual_seed(0)
     qgfd = qgfd or QGFDConfig(alpha=0.5, iterations=2, transition="adjacency")
-    model = MoleculeDiffusion(dataset="qm9", num_train_timesteps=timesteps,
-                              network=GraphTransformerConfig(node_dim=32, edge_dim=8, layers=2, heads=2), qgfd=qgfd,
+    network = GraphTransformerConfig(**{**dict(node_dim=32, edge_dim=8, layers=2, heads=2), **network})
+    model = MoleculeDiffusion(dataset="qm9", num_train_timesteps=timesteps, network=network, qgfd=qgfd,
                               optimizer=OptimizerConfig(lr=3e-3, warmup_steps=1, ema_decay=0.5))
     encoded = encode_smiles(read_qm9_smiles(statistics_from), QM9_VOCAB)
     atoms, bonds = encoded.atoms, encoded.bonds
@@ -107,6 +109,17 @@ def tiny_molecule_model() -> Callable[..., MoleculeDiffusion]:
     """tiny_molecule_model(timesteps=20, qgfd=None): see make_molecule_model; `.example_graphs` holds the
     encoded QM9 molecules its statistics came from."""
     return make_molecule_model
+
+
+class StopAtStep(L.Callback):
+    """Fails a run at a given step, as a crash or a killed job would (its checkpoints stay)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise RuntimeError(f"stopped at step {trainer.global_step}")
 
 
 def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path, steps: int) -> Path:

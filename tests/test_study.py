@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
+import torch
 import yaml
 
 from conftest import TINY_UNET
@@ -149,22 +149,11 @@ def test_paired_interval_is_a_t_interval_on_per_seed_differences():
     assert paired_interval({0: 1.0}, {0: 0.0}) is None
 
 
-class StopAtStep(L.Callback):
-    """Fails a run at a given step, as a crash or a killed job would (its checkpoints stay)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step >= self.step:
-            raise RuntimeError(f"stopped at step {trainer.global_step}")
-
-
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = read_study(write_study(tmp_path, budget={"steps": 6}))
     run = plan.runs(tmp_path / "out")[0]
-    run.config["trainer"]["callbacks"].append({"class_path": "test_study.StopAtStep", "init_args": {"step": 3}})
+    run.config["trainer"]["callbacks"].append({"class_path": "conftest.StopAtStep", "init_args": {"step": 3}})
     with pytest.raises(RuntimeError, match="stopped at step 3"):
         study_command.train(run)
     assert (run.folder / "checkpoints" / "last.ckpt").exists() and not (run.folder / "final.ckpt").exists()
@@ -173,6 +162,12 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
     assert record["resumed"] is True and record["steps"] == 6
     steps = [step for step, _ in loss_curve(run.folder)]
     assert steps[0] < 3 and steps[-1] == 5  # the curve spans both attempts (Lightning logs step indices from 0)
+    straight = plan.runs(tmp_path / "straight")[0]
+    assert study_command.train(straight)["resumed"] is False
+    resumed_weights = torch.load(run.folder / "final.ckpt", weights_only=True)["state_dict"]
+    straight_weights = torch.load(straight.folder / "final.ckpt", weights_only=True)["state_dict"]
+    for name, value in straight_weights.items():  # same batches, timesteps and noise as the uninterrupted run
+        assert torch.equal(value, resumed_weights[name]), name
 
 
 def test_the_report_names_the_image_network_and_labels_small_sample_fid():

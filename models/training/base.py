@@ -97,6 +97,46 @@ class DiffusionModule(L.LightningModule):
                                    f"finite one. Lower the learning rate (model.init_args.optimizer.lr)")
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint[RECORD_KEY] = make_record(self.kind, datamodule)
+        if self._trainer is None or self._trainer.world_size == 1:  # (other ranks' generators are not rank 0's)
+            checkpoint[RNG_KEY] = getattr(self, "_training_random_state", None) or random_state(self.device)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_kind(record_of(checkpoint, "the checkpoint"), self.kind, "the checkpoint")
+        self._resumed_random_state = checkpoint.get(RNG_KEY)
+
+    def on_validation_start(self) -> None:
+        """Sets the training stream's random state aside for the length of a validation, which puts it back at
+        the end: validating or not (sampling, scoring, FCD's ChemNet built and initialised) leaves the noise of
+        the training steps unchanged, and a checkpoint saved during validation records the training stream."""
+        self._training_random_state = random_state(self.device)
+
+    def on_validation_end(self) -> None:
+        state, self._training_random_state = getattr(self, "_training_random_state", None), None
+        if state is not None:
+            restore_random_state(state, self.device)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """On the first batch of a resumed fit, the random state the checkpoint was saved with: the timesteps,
+        noise and dropout of the steps that follow are then those of the uninterrupted run. (A checkpoint loaded
+        to start a new fit, without ckpt_path, leaves the new run's seed alone.)"""
+        state, self._resumed_random_state = getattr(self, "_resumed_random_state", None), None
+        if state is not None and self.trainer.ckpt_path is not None and self.trainer.world_size == 1:
+            restore_random_state(state, self.device)
+
+
+RNG_KEY = "qgfd_random_state"
+
+
+def random_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """The global generators the training step draws from (tensors only, so checkpoints still load with
+    weights_only=True): the CPU one, and the model's GPU's."""
+    state = {"cpu": torch.random.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_random_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.random.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

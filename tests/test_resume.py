@@ -1,5 +1,5 @@
 """The training stream: a fit interrupted mid-epoch and resumed from its last checkpoint ends with the weights of an
-uninterrupted one."""
+uninterrupted one, and arms of one seed draw the same batches, timesteps and noise."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ class Batches(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.seen.append((trainer.global_step, hash(batch[0].numpy().tobytes())))
+
+
+class Draws(L.Callback):
+    """The global generator's state as each training step begins (after the module's own batch-start hook)."""
+
+    def __init__(self):
+        self.states: list[torch.Tensor] = []
+
+    def on_before_zero_grad(self, trainer, pl_module, optimizer):  # after the step's draws, before the next
+        self.states.append(torch.random.get_rng_state())
 
 
 def fit(folder: Path, steps: int, crash_at: int | None = None, resume: bool = False,
@@ -59,3 +69,26 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path):
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name  # weights and EMA: the same timesteps, noise and batches
 
+
+def test_arms_of_one_seed_draw_the_same_batches_timesteps_and_noise(tmp_path):
+    """Random-walk features add parameters, so the two networks' initialisations draw different amounts from the
+    seeded generator; training starts from the seed again, so the pairs of runs still see the same draws."""
+    runs = {}
+    for arm, network in {"vanilla": {}, "rrwp": {"rrwp_steps": 4}}.items():
+        (tmp_path / arm).mkdir()
+        draws = Draws()
+        L.seed_everything(0)
+        model = make_molecule_model(**network)
+        smiles = tmp_path / arm / "train.smi"
+        smiles.write_text("\n".join(read_qm9_smiles(200)) + "\n")
+        data = SmilesDataModule(path=str(smiles), vocab="qm9", data_dir=str(tmp_path / arm / "data"), batch_size=32)
+        batches = Batches()
+        trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+                            default_root_dir=str(tmp_path / arm), callbacks=[batches, draws])
+        trainer.fit(model, data)
+        runs[arm] = (model, batches.seen, draws.states)
+    (vanilla, vanilla_batches, vanilla_draws), (rrwp, rrwp_batches, rrwp_draws) = runs.values()
+    assert sum(p.numel() for p in rrwp.parameters()) > sum(p.numel() for p in vanilla.parameters())
+    assert rrwp_batches == vanilla_batches
+    assert len(vanilla_draws) == 4 and all(torch.equal(a, b) for a, b in zip(vanilla_draws, rrwp_draws))

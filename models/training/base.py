@@ -4,6 +4,7 @@ hyper-parameters, and the record that tells a checkpoint's kind without guessing
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +104,13 @@ class DiffusionModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_kind(record_of(checkpoint, "the checkpoint"), self.kind, "the checkpoint")
         self._resumed_random_state = checkpoint.get(RNG_KEY)
+
+    def on_train_start(self) -> None:
+        """A fresh fit seeded by `seed_everything` starts its training stream from that seed again, after the
+        network's initialisation (which draws a different amount for each architecture): the arms of one seed
+        then draw the same timesteps and noise for the same batches, so their differences are paired."""
+        if self.trainer.ckpt_path is None and self.trainer.world_size == 1 and os.environ.get("PL_GLOBAL_SEED"):
+            torch.manual_seed(int(os.environ["PL_GLOBAL_SEED"]))
 
     def on_validation_start(self) -> None:
         """Sets the training stream's random state aside for the length of a validation, which puts it back at

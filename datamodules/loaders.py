@@ -55,13 +55,13 @@ class EpochOrderLoader(DataLoader):
     """A DataLoader over an `EpochOrder`. Its checkpointed state is the order's seed, so a run resumed under
     another `seed_everything` still finishes the order it began (Lightning saves and restores it with the loops)."""
 
-    sampler: EpochOrder
-
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch_order_seed": self.sampler.seed}
+        # (Lightning may have rebuilt the loader around a sampler of its own, as overfit_batches does)
+        return {"epoch_order_seed": self.sampler.seed} if isinstance(self.sampler, EpochOrder) else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler.seed = int(state["epoch_order_seed"])
+        if isinstance(self.sampler, EpochOrder) and "epoch_order_seed" in state:
+            self.sampler.seed = int(state["epoch_order_seed"])
 
 
 def examples_seen_this_epoch(trainer: Any, batch_size: int) -> Callable[[], int]:

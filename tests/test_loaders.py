@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import SequentialSampler, TensorDataset
 
 from datamodules.loaders import EpochOrder, EpochOrderLoader, evaluation_loader, training_loader
 
@@ -48,3 +48,10 @@ def test_the_loader_leaves_the_global_generator_alone_and_checkpoints_its_seed(m
     assert [b[0].tolist() for b in other] == batches
     assert [b[0].tolist() for b in evaluation_loader(TensorDataset(torch.arange(10)), 4, 0)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_loader_lightning_rebuilt_around_its_own_sampler_still_checkpoints():
+    """overfit_batches rebuilds the training loader around a SequentialSampler (seen with Lightning 2.x)."""
+    loader = EpochOrderLoader(TensorDataset(torch.arange(8)), batch_size=4, sampler=SequentialSampler(range(8)))
+    assert loader.state_dict() == {}
+    loader.load_state_dict({"epoch_order_seed": 3})  # nothing to restore into; no error

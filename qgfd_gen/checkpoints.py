@@ -17,6 +17,7 @@ from typing import Any, Optional
 import torch
 
 from .errors import CheckpointError
+from .provenance import code_version
 
 RECORD_KEY = "qgfd_gen"
 FORMAT = 2
@@ -84,4 +85,5 @@ def make_record(kind: str, datamodule: Optional[object]) -> dict[str, Any]:
         raise ValueError(f"kind={kind!r}; choose one of {', '.join(KINDS)}")
     cls = type(datamodule) if datamodule is not None else None
     return {"kind": kind, "format": FORMAT,
-            "datamodule": f"{cls.__module__}.{cls.__qualname__}" if cls is not None else None}
+            "datamodule": f"{cls.__module__}.{cls.__qualname__}" if cls is not None else None,
+            "code": code_version()}  # which code trained it (qgfd_gen.provenance)

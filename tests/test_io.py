@@ -52,3 +52,12 @@ def test_written_files_get_the_usual_mode(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_code_version_is_the_checkout_commit_or_the_package_version(tmp_path):
+    from qgfd_gen.provenance import PROJECT_ROOT, code_version
+
+    version = code_version()
+    if (PROJECT_ROOT / ".git").exists():
+        assert len(version.split("+")[0]) == 12 and version.split("+")[0].isalnum()
+    assert code_version(tmp_path).startswith("qgfd-gen ")  # not a checkout: the installed package's version

@@ -9,6 +9,7 @@ from models.training.loading import load_datamodule, load_model
 from sampling.commands.upgrade import main as upgrade_main
 from qgfd_gen.checkpoints import RECORD_KEY
 from qgfd_gen.errors import CheckpointError
+from qgfd_gen.provenance import code_version
 
 
 def test_lightning_loads_checkpoints_directly_and_they_record_their_kind(image_checkpoint, molecule_checkpoint):
@@ -16,7 +17,9 @@ def test_lightning_loads_checkpoints_directly_and_they_record_their_kind(image_c
     molecule = MoleculeDiffusion.load_from_checkpoint(molecule_checkpoint, weights_only=True)
     assert image.qgfd_config.iterations == 6 and molecule.hparams["network"]["node_dim"] == 32
     record = torch.load(image_checkpoint, weights_only=True)[RECORD_KEY]
-    assert record == {"kind": "images", "format": 2, "datamodule": "datamodules.images.DigitsDataModule"}
+    assert record == {"kind": "images", "format": 2, "datamodule": "datamodules.images.DigitsDataModule",
+                      "code": code_version()}
+    assert set(torch.load(image_checkpoint, weights_only=True)["qgfd_random_state"]) == {"cpu"}  # for a resume
     assert type(load_datamodule(molecule_checkpoint)).__name__ == "SmilesDataModule"
     with pytest.raises(CheckpointError, match="holds an image model, not a molecule model; use the `images` subcommand"):
         MoleculeDiffusion.load_from_checkpoint(image_checkpoint, weights_only=True)

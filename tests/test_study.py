@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from conftest import TINY_UNET
+from qgfd_gen.provenance import code_version
 from sampling.commands import study as study_command
 from sampling.commands.study import main
 from sampling.commands.study_plan import read_study
@@ -86,10 +87,11 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     for row in rows:
         assert row["steps"] == 3 and row["seconds_per_step"] > 0 and row["step_memory_mb"] > 0
         assert row["nll_bpd"] > 0 and row["val_loss"] > 0 and row["train_loss"] > 0 and row["parameters"] > 0
-        assert row["resumed"] is False
+        assert row["resumed"] is False and row["code"] == code_version()  # the commit the test runs
     with open(out / "study.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
     report = (out / "report.md").read_text()
+    assert f"Trained by code `{code_version()}`." in report
     assert "| vanilla | 2 |" in report and "| qgfd | 2 |" in report and " ± " in report
     assert "qgfd − " not in report and "| qgfd | " in report.split("Difference from vanilla")[1]
     for plot in ("quality.png", "loss_curves.png", "cost.png", "residuals.png"):
@@ -160,6 +162,8 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
     run.config["trainer"]["callbacks"].pop()
     record = study_command.train(run)
     assert record["resumed"] is True and record["steps"] == 6
+    attempts = json.loads((run.folder / "attempts.json").read_text())
+    assert [a["resumed"] for a in attempts] == [False, True] and record["code"] == code_version()
     steps = [step for step, _ in loss_curve(run.folder)]
     assert steps[0] < 3 and steps[-1] == 5  # the curve spans both attempts (Lightning logs step indices from 0)
     straight = plan.runs(tmp_path / "straight")[0]
@@ -251,3 +255,14 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
     assert "One seed per arm" in report and "(3 runs)" in report
     assert "By validity (higher is better): rrwp 0.45, vanilla 0.3, qgfd 0.25" in report
     assert "By fcd (lower is better): rrwp 30, vanilla 38, qgfd 41" in report
+
+
+def test_the_report_says_which_code_trained_which_runs():
+    from sampling.commands.study_report import code_note
+
+    rows = [{"arm": "vanilla", "seed": 0, "code": "aaa"}, {"arm": "rrwp", "seed": 0, "code": "aaa + bbb"},
+            {"arm": "vanilla", "seed": 1}]
+    note = code_note(rows)[0]
+    assert "`aaa`: vanilla seed 0; `aaa + bbb`: rrwp seed 0; `not recorded`: vanilla seed 1" in note
+    assert "share their data order only by chance" in note
+    assert code_note(rows[:1]) == ["Trained by code `aaa`.", ""]

@@ -26,6 +26,7 @@ import yaml
 from qgfd_gen.errors import UsageError, command
 from qgfd_gen.io import atomic_path, check_outputs, write_json, write_text
 from qgfd_gen.locks import folder_lock
+from qgfd_gen.provenance import code_version
 
 from .study_plan import Run, StudyPlan, read_study
 from .study_plots import loss_curve
@@ -139,6 +140,7 @@ def train(run: Run) -> dict[str, Any]:
     config_path = write_text(run.folder / "config.yaml", yaml.safe_dump(run.config, sort_keys=False))
     last = run.folder / "checkpoints" / "last.ckpt"
     resumed = last.exists()
+    attempts = record_attempt(run.folder / "attempts.json", resumed)
     argv = ["fit", "-c", str(config_path)] + (["--ckpt_path", str(last)] if resumed else [])
     start = time.perf_counter()
     with warnings.catch_warnings():  # LightningCLI warns when args are given while sys.argv holds the study's own
@@ -159,9 +161,19 @@ def train(run: Run) -> dict[str, Any]:
         "train_loss": final_training_loss(run.folder),
         "val_loss": _float(validation.get("val/loss")),
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
+        "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)),
     }
     write_json(record_path, record)
     return record
+
+
+def record_attempt(path: Path, resumed: bool) -> list[dict[str, Any]]:
+    """Appends this training attempt (the code it runs, whether it resumes) to the run's attempts file: a run
+    resumed by newer code says it was trained by both."""
+    attempts = json.loads(path.read_text()) if path.exists() else []
+    attempts.append({"code": code_version(), "resumed": resumed, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    write_json(path, attempts)
+    return attempts
 
 
 def final_training_loss(folder: Path, last: int = 10) -> Optional[float]:

@@ -231,6 +231,20 @@ def network_note(rows: list[dict[str, Any]]) -> list[str]:
             f"{', '.join(map(str, references)) or 'unknown'} reference images.{label}", ""]
 
 
+def code_note(rows: list[dict[str, Any]]) -> list[str]:
+    """Which code trained the runs (each run's `code`: the commits of its training attempts)."""
+    runs: dict[str, list[str]] = {}
+    for row in rows:
+        runs.setdefault(row.get("code") or "not recorded", []).append(f"{row['arm']} seed {row['seed']}")
+    old = (" Runs without a recorded version predate it, and the seed fixing the training noise of arms whose "
+           "networks differ in shape (as RRWP's do): such pairs share their data order only by chance."
+           if "not recorded" in runs else "")
+    if len(runs) == 1:
+        return [f"Trained by code `{next(iter(runs))}`.{old}", ""]
+    return ["Trained by more than one version of the code: "
+            + "; ".join(f"`{code}`: {', '.join(names)}" for code, names in runs.items()) + f".{old}", ""]
+
+
 def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
     quality = metric_columns(rows)
     cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
@@ -247,6 +261,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         f"Base config `{plan.base}`; {len(plan.arms)} arms, seeds {plan.seeds}; the same budget for every run: "
         f"{budget}. Evaluation of each run's final checkpoint: `qgfd-eval {plan.kind} {options}`.", "",
         *network_note(rows),
+        *code_note(rows),
         "Arms (overrides of the base config):", "",
         *[f"- **{arm}**: " + (", ".join(f"`{k}={v}`" for k, v in o.items()) or "the base config") for arm, o in plan.arms.items()],
         "", f"## Mean ± standard deviation over seeds ({len(rows)} run{'s' if len(rows) != 1 else ''})", "",

@@ -8,7 +8,7 @@ they go, and how to fetch them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import logging
 
@@ -31,15 +31,20 @@ def to_unit_range() -> Callable:
     return T.Lambda(lambda x: x * 2 - 1)
 
 
-def image_transform(size: int, flip: bool, crop: Optional[int] = None, channels: int = 3) -> Callable:
-    """Centre crop (to `crop`, or the shorter side), resize to size x size, optional flip, to [-1, 1]."""
+def image_transform(size: int, crop: Optional[int] = None, channels: int = 3) -> Callable:
+    """Centre crop (to `crop`, or the shorter side), resize to size x size, to [-1, 1]. (Flips are drawn per
+    training batch: `ImageDataModule.on_after_batch_transfer`.)"""
     steps = [T.Lambda(lambda img: img.convert("RGB" if channels == 3 else "L"))]
     steps.append(T.CenterCrop(crop) if crop else T.Lambda(_centre_square))
     steps += [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True)]
-    if flip:
-        steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), to_unit_range()]
     return T.Compose(steps)
+
+
+def flip_half(images: torch.Tensor) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2, drawn from the global generator."""
+    mirrored = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(mirrored[:, None, None, None], images.flip(-1), images)
 
 
 def _centre_square(img: Image.Image) -> Image.Image:
@@ -74,9 +79,18 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset) -> DataLoader:
         return evaluation_loader(dataset, self.batch_size, self.num_workers)
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Random flips of training batches, drawn on the batch's device from the training stream (after the
+        transfer, so loading stays deterministic): a resumed run and every arm of a seed flip alike, and the
+        training set's images (FID's references) are never flipped."""
+        if not self.flip or self.trainer is None or not self.trainer.training:
+            return batch
+        if isinstance(batch, (tuple, list)):
+            return type(batch)([flip_half(batch[0]), *batch[1:]])
+        return flip_half(batch)
+
     def train_dataloader(self) -> DataLoader:
-        """In an order that survives a resume (see loaders); random flips, drawn as images load, are not
-        replayed by a resume."""
+        """In an order that survives a resume (see loaders)."""
         return training_loader(self.train_set, self.batch_size, self.num_workers, self.trainer,
                                drop_last=len(self.train_set) >= self.batch_size)
 
@@ -86,12 +100,12 @@ class ImageDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    def _split(self, dataset: Dataset, val_dataset: Optional[Dataset] = None) -> tuple[Dataset, Dataset]:
-        """Hold out `val_size` items with a seeded permutation (val_dataset: the same items, eval transform)."""
+    def _split(self, dataset: Dataset) -> tuple[Dataset, Dataset]:
+        """Hold out `val_size` items with a seeded permutation."""
         n = len(dataset)
         val_size = min(self.val_size, max(1, n // 10))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        return Subset(dataset, order[val_size:]), Subset(val_dataset or dataset, order[:val_size])
+        return Subset(dataset, order[val_size:]), Subset(dataset, order[:val_size])
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -107,9 +121,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         files = readable_images(list_images(self.data_dir), self.skip_corrupt)
-        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop, self.channels))
-        val = ImageFiles(files, image_transform(self.image_size, False, self.crop, self.channels))
-        return self._split(train, val)
+        return self._split(ImageFiles(files, image_transform(self.image_size, self.crop, self.channels)))
 
 
 def first_images(dataset: Dataset, count: int) -> torch.Tensor:
@@ -192,15 +204,13 @@ class CIFAR10DataModule(ImageDataModule):
         from torchvision.datasets import CIFAR10
 
         self.prepare_data()
-        train = CIFAR10(self.data_dir, train=True, transform=_tensor_transform(self.image_size, self.flip))
-        val = CIFAR10(self.data_dir, train=False, transform=_tensor_transform(self.image_size, False))
+        train = CIFAR10(self.data_dir, train=True, transform=_tensor_transform(self.image_size))
+        val = CIFAR10(self.data_dir, train=False, transform=_tensor_transform(self.image_size))
         return train, Subset(val, range(min(self.val_size, len(val))))
 
 
-def _tensor_transform(size: int, flip: bool) -> Callable:
+def _tensor_transform(size: int) -> Callable:
     steps = [T.Resize(size, antialias=True)] if size != 32 else []
-    if flip:
-        steps.append(T.RandomHorizontalFlip())
     return T.Compose(steps + [T.ToTensor(), to_unit_range()])
 
 
@@ -232,9 +242,7 @@ class CelebADataModule(ImageDataModule):
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         files = readable_images(list_images(self._faces_folder()), self.skip_corrupt)
-        train = ImageFiles(files, image_transform(self.image_size, self.flip, self.crop))
-        val = ImageFiles(files, image_transform(self.image_size, False, self.crop))
-        return self._split(train, val)
+        return self._split(ImageFiles(files, image_transform(self.image_size, self.crop)))
 
 
 class DigitsDataModule(ImageDataModule):

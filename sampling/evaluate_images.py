@@ -141,7 +141,7 @@ def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
                      ) -> tuple[SweepResults, Optional[ImageQuality], Optional[str], Optional[float]]:
     """The results folder (refused if it holds another run), FID / IS with their real-image statistics, NLL."""
     sweep = settings.sweep
-    datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir, flip=False)  # reference images unflipped
+    datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir)  # (its images are never flipped)
     subset = min(KID_SUBSET_SIZE, sweep.num_samples, settings.reference_images or sweep.num_samples)
     quality, unavailable = build_image_quality(settings.metrics, settings.inception_weights, settings.feature_extractor,
                                                subset)  # KID's subsets cannot exceed either set

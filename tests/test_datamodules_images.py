@@ -1,8 +1,12 @@
 """Image data: the offline digits, image folders, and plain errors for data that is missing here."""
 
+import types
+
 import pytest
+import torch
 from PIL import Image
 
+from datamodules.images import flip_half
 from datamodules import CelebADataModule, CIFAR10DataModule, DataUnavailableError, DigitsDataModule, ImageFolderDataModule
 
 
@@ -34,3 +38,23 @@ def test_missing_data_fails_plainly(tmp_path):
         CelebADataModule(str(tmp_path)).prepare_data()
     with pytest.raises(DataUnavailableError, match="no images"):
         ImageFolderDataModule(str(tmp_path)).setup()
+
+
+def test_flips_are_drawn_per_training_batch_and_never_touch_the_data_set():
+    torch.manual_seed(0)
+    images = torch.randn(400, 1, 4, 6)
+    flipped = flip_half(images)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    assert ((flipped == images).flatten(1).all(1) | mirrored).all()  # each image itself or its mirror
+    assert 150 < int(mirrored.sum()) < 250
+    data = DigitsDataModule(image_size=8, flip=True)
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    assert torch.equal(batch[0][0], data.train_set[data.train_dataloader().sampler.order(0)[0]][0])  # loads unflipped
+    for training in (False, True):
+        data.trainer = types.SimpleNamespace(training=training)
+        torch.manual_seed(1)
+        out = data.on_after_batch_transfer(batch, 0)
+        assert torch.equal(out[1], batch[1]) and torch.equal(out[0], batch[0]) is not training
+    data.flip = False
+    assert data.on_after_batch_transfer(batch, 0) is batch

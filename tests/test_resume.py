@@ -10,8 +10,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from conftest import StopAtStep, make_molecule_model, read_qm9_smiles
-from datamodules import SmilesDataModule
+from conftest import StopAtStep, make_image_model, make_molecule_model, read_qm9_smiles
+from datamodules import DigitsDataModule, SmilesDataModule
 from datamodules.loaders import EpochOrderLoader
 
 pytestmark = pytest.mark.slow
@@ -35,16 +35,26 @@ class Draws(L.Callback):
         self.states.append(torch.random.get_rng_state())
 
 
-def fit(folder: Path, steps: int, crash_at: int | None = None, resume: bool = False,
-        **network) -> tuple[L.LightningModule, list]:
-    L.seed_everything(0)
+def molecules(folder: Path, **network) -> tuple[L.LightningModule, L.LightningDataModule]:
     model = make_molecule_model(**network)
     model.hparams.val_samples, model.hparams.val_sample_steps = 4, 5  # sampling inside the fit, as configs do
     smiles = folder / "train.smi"
     smiles.write_text("\n".join(read_qm9_smiles(200)) + "\n")
-    data = SmilesDataModule(path=str(smiles), vocab="qm9", data_dir=str(folder / "data"), batch_size=32)
+    return model, SmilesDataModule(path=str(smiles), vocab="qm9", data_dir=str(folder / "data"), batch_size=32)
+
+
+def flipped_digits(folder: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
+    model = make_image_model(timesteps=20)
+    return model, DigitsDataModule(data_dir=str(folder / "data"), image_size=8, batch_size=64, val_size=32, flip=True)
+
+
+def fit(folder: Path, steps: int, crash_at: int | None = None, resume: bool = False, build=molecules,
+        callbacks: tuple = ()) -> tuple[L.LightningModule, list]:
+    folder.mkdir(exist_ok=True)
+    L.seed_everything(0)
+    model, data = build(folder)
     batches = Batches()
-    callbacks = [batches, ModelCheckpoint(dirpath=folder / "checkpoints", save_last=True, every_n_train_steps=1)]
+    callbacks = [batches, *callbacks, ModelCheckpoint(dirpath=folder / "checkpoints", save_last=True, every_n_train_steps=1)]
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, val_check_interval=2, check_val_every_n_epoch=None,
                         limit_val_batches=1, num_sanity_val_steps=0, default_root_dir=str(folder),
@@ -59,36 +69,26 @@ def fit(folder: Path, steps: int, crash_at: int | None = None, resume: bool = Fa
     return model, batches.seen
 
 
-def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path):
-    (tmp_path / "straight").mkdir()
-    (tmp_path / "interrupted").mkdir()
-    straight, straight_batches = fit(tmp_path / "straight", steps=8)  # 5 batches an epoch: crosses an epoch
-    fit(tmp_path / "interrupted", steps=8, crash_at=3)  # mid-epoch, before step 3's checkpoint (Lightning runs
-    resumed, resumed_batches = fit(tmp_path / "interrupted", steps=8, resume=True)  # checkpoint callbacks last)
-    assert resumed_batches == straight_batches[2:]  # from step 2: the rest of epoch 0, then epoch 1's own order
+@pytest.mark.parametrize("build", [molecules, flipped_digits], ids=["molecules", "images-with-flips"])
+def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path, build):
+    straight, straight_batches = fit(tmp_path / "straight", steps=8, build=build)  # crosses an epoch's end
+    fit(tmp_path / "interrupted", steps=8, crash_at=3, build=build)  # mid-epoch, before step 3's checkpoint
+    resumed, resumed_batches = fit(tmp_path / "interrupted", steps=8, resume=True, build=build)  # (Lightning runs
+    assert resumed_batches == straight_batches[2:]  # checkpoint callbacks last) from step 2: the rest of the epoch
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name  # weights and EMA: the same timesteps, noise and batches
+        assert torch.equal(a, b), name  # weights and EMA: the same batches, flips, timesteps and noise
 
 
 def test_arms_of_one_seed_draw_the_same_batches_timesteps_and_noise(tmp_path):
     """Random-walk features add parameters, so the two networks' initialisations draw different amounts from the
     seeded generator; training starts from the seed again, so the pairs of runs still see the same draws."""
-    runs = {}
+    runs = []
     for arm, network in {"vanilla": {}, "rrwp": {"rrwp_steps": 4}}.items():
-        (tmp_path / arm).mkdir()
         draws = Draws()
-        L.seed_everything(0)
-        model = make_molecule_model(**network)
-        smiles = tmp_path / arm / "train.smi"
-        smiles.write_text("\n".join(read_qm9_smiles(200)) + "\n")
-        data = SmilesDataModule(path=str(smiles), vocab="qm9", data_dir=str(tmp_path / arm / "data"), batch_size=32)
-        batches = Batches()
-        trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
-                            default_root_dir=str(tmp_path / arm), callbacks=[batches, draws])
-        trainer.fit(model, data)
-        runs[arm] = (model, batches.seen, draws.states)
-    (vanilla, vanilla_batches, vanilla_draws), (rrwp, rrwp_batches, rrwp_draws) = runs.values()
+        model, batches = fit(tmp_path / arm, steps=4, build=lambda folder: molecules(folder, **network),
+                             callbacks=(draws,))
+        runs.append((model, batches, draws.states))
+    (vanilla, vanilla_batches, vanilla_draws), (rrwp, rrwp_batches, rrwp_draws) = runs
     assert sum(p.numel() for p in rrwp.parameters()) > sum(p.numel() for p in vanilla.parameters())
     assert rrwp_batches == vanilla_batches
     assert len(vanilla_draws) == 4 and all(torch.equal(a, b) for a, b in zip(vanilla_draws, rrwp_draws))

@@ -106,10 +106,19 @@ class DiffusionModule(L.LightningModule):
         self._resumed_random_state = checkpoint.get(RNG_KEY)
 
     def on_train_start(self) -> None:
-        """A fresh fit seeded by `seed_everything` starts its training stream from that seed again, after the
-        network's initialisation (which draws a different amount for each architecture): the arms of one seed
-        then draw the same timesteps and noise for the same batches, so their differences are paired."""
-        if self.trainer.ckpt_path is None and self.trainer.world_size == 1 and os.environ.get("PL_GLOBAL_SEED"):
+        """The training stream, before the first batch is drawn (flips included): a resumed fit (ckpt_path) goes
+        on with the random state its checkpoint saved, so its timesteps, noise, flips and dropout are those of
+        the uninterrupted run; a fresh fit seeded by `seed_everything` starts again from that seed, after the
+        network's initialisation (which draws a different amount for each architecture), so the arms of one
+        seed draw alike and their differences are paired. A checkpoint loaded to start a new fit, without
+        ckpt_path, leaves the new run's seed alone."""
+        state, self._resumed_random_state = getattr(self, "_resumed_random_state", None), None
+        if self.trainer.world_size != 1:  # (other ranks' generators are not rank 0's)
+            return
+        if self.trainer.ckpt_path is not None:
+            if state is not None:
+                restore_random_state(state, self.device)
+        elif os.environ.get("PL_GLOBAL_SEED"):
             torch.manual_seed(int(os.environ["PL_GLOBAL_SEED"]))
 
     def on_validation_start(self) -> None:
@@ -121,14 +130,6 @@ class DiffusionModule(L.LightningModule):
     def on_validation_end(self) -> None:
         state, self._training_random_state = getattr(self, "_training_random_state", None), None
         if state is not None:
-            restore_random_state(state, self.device)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """On the first batch of a resumed fit, the random state the checkpoint was saved with: the timesteps,
-        noise and dropout of the steps that follow are then those of the uninterrupted run. (A checkpoint loaded
-        to start a new fit, without ckpt_path, leaves the new run's seed alone.)"""
-        state, self._resumed_random_state = getattr(self, "_resumed_random_state", None), None
-        if state is not None and self.trainer.ckpt_path is not None and self.trainer.world_size == 1:
             restore_random_state(state, self.device)
 
 

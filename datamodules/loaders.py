@@ -10,18 +10,12 @@ order it was interrupted in, so an interrupted study run sees the batches of an 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-
-def run_seed() -> int:
-    """The seed the run was started with: Lightning's `seed_everything` (the CLI's `seed_everything:`) records it
-    in PL_GLOBAL_SEED; without it, the global generator's initial seed."""
-    recorded = os.environ.get("PL_GLOBAL_SEED")
-    return int(recorded) if recorded is not None else torch.initial_seed()
+from qgfd_gen.seeds import derived_seed, run_seed
 
 
 class EpochOrder(Sampler[int]):
@@ -37,7 +31,7 @@ class EpochOrder(Sampler[int]):
         self.epoch = epoch
 
     def order(self, epoch: int) -> list[int]:
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, "epoch order", epoch))
         return torch.randperm(self.size, generator=generator).tolist()
 
     def __iter__(self) -> Iterator[int]:
@@ -86,7 +80,7 @@ def training_loader(dataset: Dataset, batch_size: int, num_workers: int, trainer
     if trainer is not None and getattr(trainer, "world_size", 1) > 1:
         return DataLoader(dataset, shuffle=True, **options)
     # the loader's own generator seeds worker processes, so iterating it leaves the global generator untouched
-    generator = torch.Generator().manual_seed(run_seed() % 2**63)
+    generator = torch.Generator().manual_seed(derived_seed(run_seed(), "loader workers"))
     sampler = EpochOrder(len(dataset), run_seed(), examples_seen_this_epoch(trainer, batch_size))
     return EpochOrderLoader(dataset, sampler=sampler, generator=generator, **options)
 

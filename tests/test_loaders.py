@@ -55,3 +55,11 @@ def test_a_loader_lightning_rebuilt_around_its_own_sampler_still_checkpoints():
     loader = EpochOrderLoader(TensorDataset(torch.arange(8)), batch_size=4, sampler=SequentialSampler(range(8)))
     assert loader.state_dict() == {}
     loader.load_state_dict({"epoch_order_seed": 3})  # nothing to restore into; no error
+
+
+def test_derived_seeds_are_fixed_distinct_and_never_the_seed_itself():
+    from qgfd_gen.seeds import derived_seed
+
+    seeds = {derived_seed(s, purpose, e) for s in (0, 1) for purpose in ("epoch order", "training") for e in (0, 1)}
+    assert len(seeds) == 8 and all(0 <= x < 2**63 for x in seeds) and not seeds & {0, 1}
+    assert derived_seed(0, "training") == derived_seed(0, "training")

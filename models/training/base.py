@@ -4,7 +4,6 @@ hyper-parameters, and the record that tells a checkpoint's kind without guessing
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader
 from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
 from qgfd_gen.errors import TrainingDiverged, UsageError
+from qgfd_gen.seeds import derived_seed, run_seed, seeded_run
 
 from .optimization import OptimizerConfig, adamw_with_warmup, exponential_moving_average
 
@@ -111,15 +111,16 @@ class DiffusionModule(L.LightningModule):
         the uninterrupted run; a fresh fit seeded by `seed_everything` starts again from that seed, after the
         network's initialisation (which draws a different amount for each architecture), so the arms of one
         seed draw alike and their differences are paired. A checkpoint loaded to start a new fit, without
-        ckpt_path, leaves the new run's seed alone."""
+        ckpt_path, leaves the new run's seed alone. (The restart is a stream derived from the seed, not the seed's
+        own, which drew the initial weights.)"""
         state, self._resumed_random_state = getattr(self, "_resumed_random_state", None), None
         if self.trainer.world_size != 1:  # (other ranks' generators are not rank 0's)
             return
         if self.trainer.ckpt_path is not None:
             if state is not None:
                 restore_random_state(state, self.device)
-        elif os.environ.get("PL_GLOBAL_SEED"):
-            torch.manual_seed(int(os.environ["PL_GLOBAL_SEED"]))
+        elif seeded_run():
+            torch.manual_seed(derived_seed(run_seed(), "training"))
 
     def on_validation_start(self) -> None:
         """Sets the training stream's random state aside for the length of a validation, which puts it back at

@@ -266,3 +266,9 @@ def test_the_report_says_which_code_trained_which_runs():
     assert "`aaa`: vanilla seed 0; `aaa + bbb`: rrwp seed 0; `not recorded`: vanilla seed 1" in note
     assert "share their data order only by chance" in note
     assert code_note(rows[:1]) == ["Trained by code `aaa`.", ""]
+
+
+def test_the_pace_counts_a_resumed_run_by_its_steps(tmp_path):
+    fresh = {"arm": "a", "seed": 0, "train_seconds": 600.0, "seconds_per_step": 0.1, "steps": 5000}
+    resumed = {"arm": "a", "seed": 1, "train_seconds": 60.0, "seconds_per_step": 0.1, "steps": 5000}  # last attempt
+    assert study_command.run_minutes(tmp_path, [fresh, resumed]) == pytest.approx((600 + 500) / 2 / 60)

@@ -48,13 +48,16 @@ def _duration(minutes: float) -> str:
 
 
 def run_minutes(out: Path, rows: list[dict[str, Any]]) -> Optional[float]:
-    """Mean wall minutes of a finished run: its training and its evaluation's rows (None before any run)."""
+    """Mean wall minutes of a finished run: its training and its evaluation's rows (None before any run). A
+    resumed run's train_seconds counts its last attempt only, so its training is at least its steps at its
+    median step time."""
     costs = []
     for row in rows:
         results = out / "runs" / row["arm"] / f"seed{row['seed']}" / "eval" / "results.json"
         evaluation = sum(r.get("seconds") or 0 for r in json.loads(results.read_text())["rows"]) if results.exists() else 0
         if row.get("train_seconds") is not None:
-            costs.append(row["train_seconds"] + evaluation)
+            steady = (row.get("seconds_per_step") or 0) * (row.get("steps") or 0)
+            costs.append(max(row["train_seconds"], steady) + evaluation)
     return sum(costs) / len(costs) / 60 if costs else None
 
 

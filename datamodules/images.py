@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms as T
 
 from qgfd_gen.downloads import download_or_explain
+from qgfd_gen.errors import DataUnavailableError
 
 from .loaders import evaluation_loader, training_loader
-from qgfd_gen.errors import DataUnavailableError
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}

@@ -19,6 +19,8 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
                               check=True).stdout.strip()
 
     try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root.resolve():
+            raise subprocess.SubprocessError("installed inside another checkout (a virtualenv in a repository)")
         commit = git("rev-parse", "--short=12", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
         return commit + ("+dirty" if dirty else "")

@@ -61,3 +61,5 @@ def test_the_code_version_is_the_checkout_commit_or_the_package_version(tmp_path
     if (PROJECT_ROOT / ".git").exists():
         assert len(version.split("+")[0]) == 12 and version.split("+")[0].isalnum()
     assert code_version(tmp_path).startswith("qgfd-gen ")  # not a checkout: the installed package's version
+    # inside a checkout that is not the project's (a wheel installed into a virtualenv within some repository)
+    assert code_version(PROJECT_ROOT / "qgfd_gen").startswith("qgfd-gen ")

@@ -106,13 +106,13 @@ class DiffusionModule(L.LightningModule):
         self._resumed_random_state = checkpoint.get(RNG_KEY)
 
     def on_train_start(self) -> None:
-        """The training stream, before the first batch is drawn (flips included): a resumed fit (ckpt_path) goes
-        on with the random state its checkpoint saved, so its timesteps, noise, flips and dropout are those of
-        the uninterrupted run; a fresh fit seeded by `seed_everything` starts again from that seed, after the
-        network's initialisation (which draws a different amount for each architecture), so the arms of one
-        seed draw alike and their differences are paired. A checkpoint loaded to start a new fit, without
-        ckpt_path, leaves the new run's seed alone. (The restart is a stream derived from the seed, not the seed's
-        own, which drew the initial weights.)"""
+        """The training stream, set before the first batch is drawn (flips included). A resumed fit (ckpt_path)
+        goes on with the random state its checkpoint saved, so its timesteps, noise, flips and dropout are those
+        of the uninterrupted run. A fresh fit seeded by `seed_everything` restarts the generator on a stream
+        derived from that seed (not the seed's own, which drew the initial weights): initialisation draws a
+        different amount for each architecture, so without the restart the arms of one seed would train on
+        different draws, and their differences would be paired only in name. A checkpoint loaded to start a
+        new fit, without ckpt_path, leaves the new run's seed alone."""
         state, self._resumed_random_state = getattr(self, "_resumed_random_state", None), None
         if self.trainer.world_size != 1:  # (other ranks' generators are not rank 0's)
             return

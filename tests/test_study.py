@@ -264,7 +264,7 @@ def test_the_report_says_which_code_trained_which_runs():
             {"arm": "vanilla", "seed": 1}]
     note = code_note(rows)[0]
     assert "`aaa`: vanilla seed 0; `aaa + bbb`: rrwp seed 0; `not recorded`: vanilla seed 1" in note
-    assert "share their data order only by chance" in note
+    assert "shares its seed number, not its batches or training noise" in note
     assert code_note(rows[:1]) == ["Trained by code `aaa`.", ""]
 
 

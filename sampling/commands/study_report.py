@@ -236,8 +236,8 @@ def code_note(rows: list[dict[str, Any]]) -> list[str]:
     runs: dict[str, list[str]] = {}
     for row in rows:
         runs.setdefault(row.get("code") or "not recorded", []).append(f"{row['arm']} seed {row['seed']}")
-    old = (" Runs without a recorded version predate it, and the seed fixing the training noise of arms whose "
-           "networks differ in shape (as RRWP's do): such pairs share their data order only by chance."
+    old = (" Runs without a recorded version predate it, and with it the pairing of arms whose networks differ in "
+           "shape (as RRWP's do): such a pair shares its seed number, not its batches or training noise."
            if "not recorded" in runs else "")
     if len(runs) == 1:
         return [f"Trained by code `{next(iter(runs))}`.{old}", ""]

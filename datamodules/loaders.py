@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from qgfd_gen.errors import CheckpointError
 from qgfd_gen.seeds import derived_seed, run_seed
 
 
@@ -37,8 +38,9 @@ class EpochOrder(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         start = self.already_seen()
         if not 0 <= start <= self.size:
-            raise RuntimeError(f"resuming at example {start} of an epoch of {self.size}: the checkpoint's progress "
-                               f"does not fit this data (was the training set changed since it was saved?)")
+            raise CheckpointError(f"resuming at example {start} of an epoch of {self.size}: the checkpoint's "
+                                  f"progress does not fit this training set (was it changed, or the batch size, "
+                                  f"since the checkpoint was saved?)")
         return iter(self.order(self.epoch)[start:])
 
     def __len__(self) -> int:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.utils.data import SequentialSampler, TensorDataset
 
+from qgfd_gen.errors import CheckpointError
 from datamodules.loaders import EpochOrder, EpochOrderLoader, evaluation_loader, training_loader
 
 
@@ -28,7 +29,7 @@ def test_a_resumed_epoch_yields_the_rest_of_its_own_order_and_keeps_its_length()
     assert list(order) == whole[8:]
     assert len(order) == 20  # Lightning counts the epoch's batches from it, resumed or not
     seen["count"] = 21
-    with pytest.raises(RuntimeError, match="resuming at example 21 of an epoch of 20"):
+    with pytest.raises(CheckpointError, match="resuming at example 21 of an epoch of 20"):
         iter(order)
     with pytest.raises(ValueError, match="size=0"):
         EpochOrder(0, seed=0)

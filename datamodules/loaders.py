@@ -82,8 +82,9 @@ def training_loader(dataset: Dataset, batch_size: int, num_workers: int, trainer
     if trainer is not None and getattr(trainer, "world_size", 1) > 1:
         return DataLoader(dataset, shuffle=True, **options)
     # the loader's own generator seeds worker processes, so iterating it leaves the global generator untouched
-    generator = torch.Generator().manual_seed(derived_seed(run_seed(), "loader workers"))
-    sampler = EpochOrder(len(dataset), run_seed(), examples_seen_this_epoch(trainer, batch_size))
+    seed = run_seed()
+    generator = torch.Generator().manual_seed(derived_seed(seed, "loader workers"))
+    sampler = EpochOrder(len(dataset), seed, examples_seen_this_epoch(trainer, batch_size))
     return EpochOrderLoader(dataset, sampler=sampler, generator=generator, **options)
 
 

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from qgfd_gen.attention import mean_qgfd_iterations, qgfd_layers
 from qgfd_gen.checkpoints import RECORD_KEY, check_file, check_kind, make_record, record_of
 from qgfd_gen.errors import TrainingDiverged, UsageError
+from qgfd_gen.provenance import code_version
 from qgfd_gen.seeds import derived_seed, run_seed, seeded_run
 
 from .optimization import OptimizerConfig, adamw_with_warmup, exponential_moving_average
@@ -86,6 +87,9 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         return adamw_with_warmup(self.network.parameters(), self.optimizer_config)
+
+    def on_fit_start(self) -> None:
+        code_version()  # read (and cached) as training starts, not at the first checkpoint, when the tree may differ
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Records the kind; refuses to write non-finite weights (which would replace a good last.ckpt)."""

@@ -220,12 +220,18 @@ def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_
     assert "- **qgfd** meets the goal (better on validity; step time 1.05x vanilla)" in text
     assert "- **qgfd-slow** does not meet the goal (better on validity; step time 1.30x vanilla)" in text
     assert "Arms meeting the goal: qgfd." in text
+    text = "\n".join(goal_section(plan, rows[:-1]))  # qgfd-slow's last seed still to run
+    assert "- **qgfd** meets the goal so far" in text and "(meeting it so far: qgfd)" in text
     for row in rows:  # QGFD now only ties RRWP: better than vanilla is not enough
         if row["arm"] == "qgfd":
             row["validity"] = validity["rrwp"] + 0.01 * row["seed"] + 0.002 * row["seed"] ** 2
     text = "\n".join(goal_section(plan, rows))
     assert "**No arm meets the goal**" in text and "- **qgfd** does not meet the goal" in text
     assert goal_section(StudyPlan(name="g", base=tmp_path, seeds=[0], budget={}, arms=arms, baseline="vanilla"), rows) == []
+    unfinished = [r for r in rows if not (r["arm"] == "qgfd-slow" and r["seed"] == 2)]  # a study still running
+    text = "\n".join(goal_section(plan, unfinished))
+    assert "**No verdict yet**: 11 of 12 runs are done" in text and "No arm meets the goal" not in text
+    assert "- **qgfd** does not meet the goal so far" in text
 
 
 @pytest.mark.parametrize("goal, message", [

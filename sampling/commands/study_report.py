@@ -188,6 +188,9 @@ def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
              f"An arm meets it when, for one of {', '.join(goal.metrics)}, its paired 95% interval excludes 0 in its "
              f"favour against {' and against '.join(goal.against)}, at no more than {goal.max_step_ratio:g}x "
              f"{reference}'s seconds per step (timed in the study's own runs).", ""]
+    planned = len(plan.arms) * len(plan.seeds)
+    done = len({(r["arm"], r["seed"]) for r in rows if r["arm"] in plan.arms and r["seed"] in plan.seeds})
+    so_far = " so far" if done < planned else ""  # an unfinished study's intervals are not its verdict
     met = []
     for arm in (a for a in plan.arms if a not in goal.against):
         parts, favoured = [], []
@@ -206,15 +209,21 @@ def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
                 favoured.append(column)
         ratio = speed[arm] / speed[reference] if speed.get(arm) and speed.get(reference) else None
         fast = ratio is not None and ratio <= goal.max_step_ratio
-        verdict = "meets the goal" if favoured and fast else "does not meet the goal"
+        verdict = ("meets the goal" if favoured and fast else "does not meet the goal") + so_far
         why = (f"better on {', '.join(favoured)}" if favoured else f"no {'/'.join(goal.metrics)} interval in its favour "
                f"against all of {', '.join(goal.against)}") + (f"; step time {ratio:.2f}x {reference}" if ratio else "")
         lines.append(f"- **{arm}** {verdict} ({why}): " + "; ".join(parts))
         if favoured and fast:
             met.append(arm)
-    lines += ["", (f"Arms meeting the goal: {', '.join(met)}." if met else
-                   "**No arm meets the goal**: none is better than all of "
-                   f"{', '.join(goal.against)} beyond the seed spread at the allowed cost."), ""]
+    if so_far:
+        closing = (f"**No verdict yet**: {done} of {planned} runs are done; the goal is judged when every arm has "
+                   f"every seed" + (f" (meeting it so far: {', '.join(met)})." if met else "."))
+    elif met:
+        closing = f"Arms meeting the goal: {', '.join(met)}."
+    else:
+        closing = (f"**No arm meets the goal**: none is better than all of {', '.join(goal.against)} beyond the seed "
+                   "spread at the allowed cost.")
+    lines += ["", closing, ""]
     return lines
 
 

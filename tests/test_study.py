@@ -66,6 +66,11 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     first = out / "runs" / "vanilla" / "seed0" / "final.ckpt"
     stamp = first.stat().st_mtime_ns
     assert len(json.loads((out / "study.json").read_text())["rows"]) == 1
+    (out / "report.md").unlink()
+    assert main(["-c", str(path), "--out", str(out), "--report-only"]) == 0  # trains nothing (train would stop)
+    assert "| vanilla | 1 |" in (out / "report.md").read_text() and len(trained) == 1
+    assert main(["-c", str(path), "--out", str(tmp_path / "empty"), "--report-only"]) == 2
+    assert "--report-only: " in capsys.readouterr().err and not (tmp_path / "empty").exists()
     capsys.readouterr()
     assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out

@@ -1,7 +1,7 @@
 """qgfd-study: does QGFD help, and at what cost? Trains every arm of a study for every seed through the same
 LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and writes the evidence.
 
-    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--dry-run]
+    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--dry-run | --report-only]
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
 step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="check the study (every arm builds, the evaluation options parse) and list its runs "
                              "with what each still needs; train nothing, write nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite report.md and its plots from the rows already in --out (a study stopped partway, "
+                             "or one reported by older code); train nothing")
     return parser
 
 
@@ -245,12 +248,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     plan = read_study(args.config)
     out = Path(args.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
+    if args.report_only and not (out / STUDY_FILE).exists():
+        raise UsageError(f"--report-only: {str(out / STUDY_FILE)!r} does not exist; give the --out of a study that has "
+                         f"finished runs")
     check_arms(plan, check_evaluation(plan, out))
     if args.dry_run:
         print("\n".join(describe(plan, out)))
         return 0
     with folder_lock(out):  # one study per folder
-        run_study(plan, out)
+        if args.report_only:
+            print(f"wrote {write_report(out, plan, StudyTable(out, plan).rows)}")
+        else:
+            run_study(plan, out)
     return 0
 
 

@@ -266,6 +266,13 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
     assert "One seed per arm" in report and "(3 runs)" in report
     assert "By validity (higher is better): rrwp 0.45, vanilla 0.3, qgfd 0.25" in report
     assert "By fcd (lower is better): rrwp 30, vanilla 38, qgfd 41" in report
+    three_seeds = StudyPlan(name="p", base=tmp_path, seeds=[0, 1, 2], budget={"steps": 1}, arms=arms,
+                            baseline="vanilla", base_config=plan.base_config)
+    report = write_report(tmp_path, three_seeds, rows).read_text()  # a three-seed study at its first seed
+    assert "No arm has two seeds paired with vanilla yet (3 of 9 runs done): no interval so far." in report
+    assert "every 95% interval contains 0" not in report
+    rows += [{"arm": "vanilla", "seed": 1, "validity": 0.31, "fcd": 37.0}, {"arm": "qgfd", "seed": 1, "validity": 0.33, "fcd": 36.0}]
+    assert "every 95% interval contains 0" in write_report(tmp_path, three_seeds, rows).read_text()
 
 
 def test_the_report_says_which_code_trained_which_runs():

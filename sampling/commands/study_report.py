@@ -254,6 +254,15 @@ def code_note(rows: list[dict[str, Any]]) -> list[str]:
             + "; ".join(f"`{code}`: {', '.join(names)}" for code, names in runs.items()) + f".{old}", ""]
 
 
+def paired_seeds(plan: StudyPlan, rows: list[dict[str, Any]]) -> int:
+    """The most seeds any arm shares with the baseline: below 2, no paired interval exists yet."""
+    seeds: dict[str, set[int]] = {}
+    for row in rows:
+        seeds.setdefault(row["arm"], set()).add(row["seed"])
+    baseline = seeds.get(plan.baseline, set())
+    return max((len(s & baseline) for arm, s in seeds.items() if arm != plan.baseline), default=0)
+
+
 def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
     quality = metric_columns(rows)
     cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
@@ -286,7 +295,9 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "## What it says", "",
         *([f"- {f}" for f in findings] or
           ([f"- No arm differs from {plan.baseline} by more than the seed spread on any column (every 95% interval "
-            f"contains 0)."] if seeds > 1 else
+            f"contains 0)."] if paired_seeds(plan, rows) > 1 else
+           [f"- No arm has two seeds paired with {plan.baseline} yet ({len(rows)} of {len(plan.arms) * seeds} runs "
+            "done): no interval so far."] if seeds > 1 else
            ["- One seed per arm: every difference above is one run against one run, with no interval. It can rank "
             "arms (a pilot's use), not say whether a difference is larger than the seed spread.",
             *[f"- {line}" for line in ranking(plan, rows, quality)]])),

@@ -271,7 +271,8 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
     report = write_report(tmp_path, three_seeds, rows).read_text()  # a three-seed study at its first seed
     assert "No arm has two seeds paired with vanilla yet (3 of 9 runs done): no interval so far." in report
     assert "every 95% interval contains 0" not in report
-    rows += [{"arm": "vanilla", "seed": 1, "validity": 0.31, "fcd": 37.0}, {"arm": "qgfd", "seed": 1, "validity": 0.33, "fcd": 36.0}]
+    rows += [{"arm": "vanilla", "seed": 1, "validity": 0.31, "fcd": 37.0},
+             {"arm": "qgfd", "seed": 1, "validity": 0.33, "fcd": 36.0}]
     assert "every 95% interval contains 0" in write_report(tmp_path, three_seeds, rows).read_text()
 
 

@@ -30,7 +30,8 @@ from qgfd_gen.provenance import code_version
 
 from .study_plan import Run, StudyPlan, read_study
 from .study_plots import loss_curve
-from .study_report import QUALITY, STUDY_FILE, StudyTable, write_report
+from .study_report import QUALITY, write_report
+from .study_table import STUDY_FILE, StudyTable
 
 
 def build_parser() -> argparse.ArgumentParser:

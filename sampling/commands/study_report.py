@@ -1,60 +1,25 @@
-"""A study's evidence: its rows (study.json, study.csv), and report.md with mean ± std per arm, each arm's
+"""A study's report: report.md with mean ± std per arm, each arm's
 difference from the baseline arm with a 95% paired t interval over seeds, and plots of quality, training
 loss, cost and QGFD's residuals."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any, Optional
 
-from qgfd_gen.errors import UsageError
-from qgfd_gen.io import write_csv, write_json, write_text
+from qgfd_gen.io import write_text
 
 from .study_plan import StudyPlan
 from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
-STUDY_FILE = "study.json"
 # metric -> True when higher is better
 QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True, "nspdk_mmd": False,
            "fid": False, "kid": False, "is": True, "nll_bpd": False,
            "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
            "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False}
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
-
-
-class StudyTable:
-    """The rows of a study, rewritten whole (by rename) after every run; a folder holding another study's
-    rows is refused, not mixed."""
-
-    def __init__(self, out: Path, plan: StudyPlan):
-        self.out, self.meta = out, {"name": plan.name, "kind": plan.kind, "base": str(plan.base),
-                                    "baseline": plan.baseline, "identity": plan.identity()}
-        out.mkdir(parents=True, exist_ok=True)
-        self.rows: list[dict[str, Any]] = []
-        path = out / STUDY_FILE
-        if path.exists():
-            try:
-                data = json.loads(path.read_text())
-                rows, identity = data["rows"], data["meta"]["identity"]
-            except (ValueError, KeyError, TypeError):
-                raise UsageError(f"{str(path)!r} is not a study file of this workbench; give another --out") from None
-            expected = json.loads(json.dumps(self.meta["identity"]))  # as stored: tuples become lists
-            if identity != expected:
-                changed = sorted(k for k in identity if identity.get(k) != expected.get(k))
-                raise UsageError(f"{str(out)!r} holds another study (it differs in {', '.join(changed) or 'its keys'}); "
-                                 f"studies are never mixed: give a new --out")
-            self.rows = rows
-
-    def has(self, run) -> bool:
-        return any(r["arm"] == run.arm and r["seed"] == run.seed for r in self.rows)
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        write_json(self.out / STUDY_FILE, {"meta": self.meta, "rows": self.rows})
-        write_csv(self.out / "study.csv", self.rows)
 
 
 def _finite(value: Any) -> bool:

@@ -273,7 +273,8 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
     assert "every 95% interval contains 0" not in report
     rows += [{"arm": "vanilla", "seed": 1, "validity": 0.31, "fcd": 37.0},
              {"arm": "qgfd", "seed": 1, "validity": 0.33, "fcd": 36.0}]
-    assert "every 95% interval contains 0" in write_report(tmp_path, three_seeds, rows).read_text()
+    report = write_report(tmp_path, three_seeds, rows).read_text()
+    assert "every 95% interval contains 0" in report and "So far at most 2 seeds are paired, where t = 12.71." in report
 
 
 def test_the_report_says_which_code_trained_which_runs():

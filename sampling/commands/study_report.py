@@ -237,8 +237,11 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
     budget = ", ".join(f"{v:g} {k}" for k, v in plan.budget.items())
     options = " ".join(plan.eval_options())
     seeds = len(plan.seeds)
+    paired = paired_seeds(plan, rows)
     t_note = (f"With {seeds} seeds t = {_t_quantile(seeds):.2f}, so only differences large against the seed spread show."
               if seeds > 1 else "With one seed there is no interval.")
+    if 1 < paired < seeds:  # an unfinished study: its intervals rest on the seeds it has
+        t_note += f" So far at most {paired} seeds are paired, where t = {_t_quantile(paired):.2f}."
     text = [
         f"# Study {plan.name}", "",
         f"Base config `{plan.base}`; {len(plan.arms)} arms, seeds {plan.seeds}; the same budget for every run: "
@@ -260,7 +263,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "## What it says", "",
         *([f"- {f}" for f in findings] or
           ([f"- No arm differs from {plan.baseline} by more than the seed spread on any column (every 95% interval "
-            f"contains 0)."] if paired_seeds(plan, rows) > 1 else
+            f"contains 0)."] if paired > 1 else
            [f"- No arm has two seeds paired with {plan.baseline} yet ({len(rows)} of {len(plan.arms) * seeds} runs "
             "done): no interval so far."] if seeds > 1 else
            ["- One seed per arm: every difference above is one run against one run, with no interval. It can rank "

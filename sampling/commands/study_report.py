@@ -153,8 +153,7 @@ def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
              f"An arm meets it when, for one of {', '.join(goal.metrics)}, its paired 95% interval excludes 0 in its "
              f"favour against {' and against '.join(goal.against)}, at no more than {goal.max_step_ratio:g}x "
              f"{reference}'s seconds per step (timed in the study's own runs).", ""]
-    planned = len(plan.arms) * len(plan.seeds)
-    done = len({(r["arm"], r["seed"]) for r in rows if r["arm"] in plan.arms and r["seed"] in plan.seeds})
+    done, planned = progress(plan, rows)
     so_far = " so far" if done < planned else ""  # an unfinished study's intervals are not its verdict
     met = []
     for arm in (a for a in plan.arms if a not in goal.against):
@@ -219,6 +218,12 @@ def code_note(rows: list[dict[str, Any]]) -> list[str]:
             + "; ".join(f"`{code}`: {', '.join(names)}" for code, names in runs.items()) + f".{old}", ""]
 
 
+def progress(plan: StudyPlan, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """(runs done, runs planned): each of the plan's arm and seed pairs counts once."""
+    done = {(r["arm"], r["seed"]) for r in rows if r["arm"] in plan.arms and r["seed"] in plan.seeds}
+    return len(done), len(plan.arms) * len(plan.seeds)
+
+
 def paired_seeds(plan: StudyPlan, rows: list[dict[str, Any]]) -> int:
     """The most seeds any arm shares with the baseline: below 2, no paired interval exists yet."""
     seeds: dict[str, set[int]] = {}
@@ -237,7 +242,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
     budget = ", ".join(f"{v:g} {k}" for k, v in plan.budget.items())
     options = " ".join(plan.eval_options())
     seeds = len(plan.seeds)
-    paired = paired_seeds(plan, rows)
+    paired, (done, planned) = paired_seeds(plan, rows), progress(plan, rows)
     t_note = (f"With {seeds} seeds t = {_t_quantile(seeds):.2f}, so only differences large against the seed spread show."
               if seeds > 1 else "With one seed there is no interval.")
     if 1 < paired < seeds:  # an unfinished study: its intervals rest on the seeds it has
@@ -264,7 +269,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         *([f"- {f}" for f in findings] or
           ([f"- No arm differs from {plan.baseline} by more than the seed spread on any column (every 95% interval "
             f"contains 0)."] if paired > 1 else
-           [f"- No arm has two seeds paired with {plan.baseline} yet ({len(rows)} of {len(plan.arms) * seeds} runs "
+           [f"- No arm has two seeds paired with {plan.baseline} yet ({done} of {planned} runs "
             "done): no interval so far."] if seeds > 1 else
            ["- One seed per arm: every difference above is one run against one run, with no interval. It can rank "
             "arms (a pilot's use), not say whether a difference is larger than the seed spread.",

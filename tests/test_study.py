@@ -180,7 +180,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
 
 
 def test_the_report_names_the_image_network_and_labels_small_sample_fid():
-    from sampling.commands.study_report import network_note
+    from sampling.commands.study_notes import network_note
 
     rows = [{"arm": a, "seed": s, "fid": 30.0 + s, "fid_network": "inception-2015-12-05-pool3-a16e4d89c0ec",
              "fid_label": "FID@1000", "reference_images": 1000} for a in ("vanilla", "qgfd") for s in (0, 1)]
@@ -202,12 +202,15 @@ def test_a_graph_study_reports_vun_and_the_mmds(tmp_path, monkeypatch):
              "trainer": {"max_time": None, "check_val_every_n_epoch": 1000, "enable_progress_bar": False},
              "evaluate": {"num_samples": 4, "steps": [5]}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
-    assert main(["-c", "study.yaml", "--out", "out"]) == 0
+    threads = torch.get_num_threads()
+    assert main(["-c", "study.yaml", "--out", "out", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads  # the caller's count is back
     rows = json.loads((tmp_path / "out" / "study.json").read_text())["rows"]
-    assert {r["arm"] for r in rows} == {"vanilla", "rrwp"}
+    assert {r["arm"] for r in rows} == {"vanilla", "rrwp"} and all(r["torch_threads"] == 1 for r in rows)
     assert all(0 <= r["vun"] <= 1 and r["degree_mmd"] >= 0 and r["spectrum_mmd"] >= 0 for r in rows)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "`qgfd-eval graphs --num-samples 4 --steps 5`" in report and "vun ↑" in report and "degree_mmd ↓" in report
+    assert "Runs trained with 1 torch thread: 2 of 2." in report
 
 
 def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_time(tmp_path):
@@ -278,7 +281,7 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
 
 
 def test_the_report_says_which_code_trained_which_runs():
-    from sampling.commands.study_report import code_note
+    from sampling.commands.study_notes import code_note
 
     rows = [{"arm": "vanilla", "seed": 0, "code": "aaa"}, {"arm": "rrwp", "seed": 0, "code": "aaa + bbb"},
             {"arm": "vanilla", "seed": 1}]
@@ -286,6 +289,24 @@ def test_the_report_says_which_code_trained_which_runs():
     assert "`aaa`: vanilla seed 0; `aaa + bbb`: rrwp seed 0; `not recorded`: vanilla seed 1" in note
     assert "shares its seed number, not its batches or training noise" in note
     assert code_note(rows[:1]) == ["Trained by code `aaa`.", ""]
+
+
+def test_the_report_says_how_many_torch_threads_trained_the_runs():
+    from sampling.commands.study_notes import threads_note
+
+    rows = [{"arm": "vanilla", "seed": 0, "torch_threads": 2}, {"arm": "rrwp", "seed": 0, "torch_threads": 2}]
+    assert threads_note(rows) == " Runs trained with 2 torch threads: 2 of 2."
+    mixed = rows + [{"arm": "vanilla", "seed": 1, "torch_threads": 1}, {"arm": "rrwp", "seed": 1}]
+    assert threads_note(mixed) == (" Runs trained at different torch thread counts, so their step times compare only "
+                                   "within a count: 1: vanilla seed 1; 2: vanilla seed 0, rrwp seed 0 (the rest "
+                                   "predate the record).")
+    assert threads_note([{"arm": "vanilla", "seed": 0}]) == ""
+
+
+def test_a_bad_thread_count_is_refused_naming_it(capsys):
+    with pytest.raises(SystemExit):
+        main(["-c", "study.yaml", "--threads", "0"])
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_the_pace_counts_a_resumed_run_by_its_steps(tmp_path):

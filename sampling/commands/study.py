@@ -1,7 +1,7 @@
 """qgfd-study: does QGFD help, and at what cost? Trains every arm of a study for every seed through the same
 LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and writes the evidence.
 
-    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--dry-run | --report-only]
+    qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--threads N] [--dry-run | --report-only]
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
 step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 import yaml
 
 from qgfd_gen.errors import UsageError, command
@@ -28,6 +29,7 @@ from qgfd_gen.io import atomic_path, check_outputs, write_json, write_text
 from qgfd_gen.locks import folder_lock
 from qgfd_gen.provenance import code_version
 
+from .options import positive_int
 from .study_plan import Run, StudyPlan, read_study
 from .study_plots import loss_curve
 from .study_report import QUALITY, write_report
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and its plots from the rows already in --out (a study stopped partway, "
                              "or one reported by older code); train nothing")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads for training and evaluation (default: torch's choice, one a core); each "
+                             "run records the count. Small graph networks use two cores poorly: two studies at once, "
+                             "1 thread each, do more runs an hour than one at 2 threads")
     return parser
 
 
@@ -168,6 +174,7 @@ def train(run: Run) -> dict[str, Any]:
         "train_loss": final_training_loss(run.folder),
         "val_loss": _float(validation.get("val/loss")),
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
+        "torch_threads": torch.get_num_threads(),
         "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)),
     }
     write_json(record_path, record)
@@ -256,11 +263,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.dry_run:
         print("\n".join(describe(plan, out)))
         return 0
-    with folder_lock(out):  # one study per folder
-        if args.report_only:
-            print(f"wrote {write_report(out, plan, StudyTable(out, plan).rows)}")
-        else:
-            run_study(plan, out)
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        with folder_lock(out):  # one study per folder
+            if args.report_only:
+                print(f"wrote {write_report(out, plan, StudyTable(out, plan).rows)}")
+            else:
+                run_study(plan, out)
+    finally:  # a caller in the same process keeps its own thread count
+        torch.set_num_threads(threads)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from qgfd_gen.io import write_text
 
+from .study_notes import code_note, network_note, threads_note
 from .study_plan import StudyPlan
 from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
@@ -191,33 +192,6 @@ def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def network_note(rows: list[dict[str, Any]]) -> list[str]:
-    """Which network the image scores come from, and the FID label when samples were fewer than the field's."""
-    networks = sorted({r["fid_network"] for r in rows if r.get("fid_network")})
-    if not networks:
-        return []
-    labels = sorted({r["fid_label"] for r in rows if r.get("fid_label")})
-    references = sorted({r["reference_images"] for r in rows if r.get("reference_images")})
-    label = (f" FID here is {', '.join(labels)}: from fewer than 10,000 samples, biased upwards against published "
-             f"FID-50k; KID (unbiased) beside it." if labels else "")
-    return [f"Image scores: network {', '.join(f'`{n}`' for n in networks)}, "
-            f"{', '.join(map(str, references)) or 'unknown'} reference images.{label}", ""]
-
-
-def code_note(rows: list[dict[str, Any]]) -> list[str]:
-    """Which code trained the runs (each run's `code`: the commits of its training attempts)."""
-    runs: dict[str, list[str]] = {}
-    for row in rows:
-        runs.setdefault(row.get("code") or "not recorded", []).append(f"{row['arm']} seed {row['seed']}")
-    old = (" Runs without a recorded version predate it, and with it the pairing of arms whose networks differ in "
-           "shape (as RRWP's do): such a pair shares its seed number, not its batches or training noise."
-           if "not recorded" in runs else "")
-    if len(runs) == 1:
-        return [f"Trained by code `{next(iter(runs))}`.{old}", ""]
-    return ["Trained by more than one version of the code: "
-            + "; ".join(f"`{code}`: {', '.join(names)}" for code, names in runs.items()) + f".{old}", ""]
-
-
 def progress(plan: StudyPlan, rows: list[dict[str, Any]]) -> tuple[int, int]:
     """(runs done, runs planned): each of the plan's arm and seed pairs counts once."""
     done = {(r["arm"], r["seed"]) for r in rows if r["arm"] in plan.arms and r["seed"] in plan.seeds}
@@ -259,7 +233,8 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         summary_table(plan, rows, quality + cost), "",
         "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
         "`step_memory_mb` the peak of the tensors one training step creates (activations, gradients, temporaries; "
-        "parameters and optimiser state not included), counted tensor by tensor, so the same on every device.",
+        "parameters and optimiser state not included), counted tensor by tensor, so the same on every device."
+        + threads_note(rows),
         "", f"## Difference from {plan.baseline} (95% interval)", "",
         "Each arm minus the baseline arm, seed by seed (paired: the same seed gives both arms the same data "
         "order and noise), with a Student t interval on the per-seed differences: mean ± t(0.975, n−1) · sd / √n. "

@@ -1,6 +1,7 @@
 """qgfd-bench at tiny sizes: the operator suite writes its JSON, the U-Net suite compares on equal weights."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,3 +152,33 @@ def test_structure_suite_times_every_study_arm_against_vanilla():
     assert [r["arm"] for r in rows] == list(STRUCTURE_ARMS)
     assert all(r["train_step_ms"] > 0 for r in rows) and rows[0]["step_ratio_vs_vanilla"] == 1.0
     assert set(structure_ratios(rows)) == {f"structure_step_{arm}_vs_vanilla" for arm in list(STRUCTURE_ARMS)[1:]}
+
+
+def test_structure_suite_times_a_graph_studys_arms_on_its_own_data(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    base = yaml.safe_load((Path(__file__).parents[1] / "configs" / "planar-cpu.yaml").read_text())
+    base["model"]["init_args"].update(max_nodes=12, num_train_timesteps=20, val_sample_steps=5,
+                                      network={"node_dim": 16, "edge_dim": 8, "layers": 1, "heads": 2})
+    base["data"]["init_args"].update(num_nodes=12, batch_size=4)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    study = {"name": "tiny-planar", "base": "base.yaml", "seeds": [0], "budget": {"steps": 2}, "baseline": "plain",
+             "arms": {"plain": {"model.init_args.qgfd.alpha": 0.0},
+                      "rrwp": {"model.init_args.qgfd.alpha": 0.0, "model.init_args.network.rrwp_steps": 4}},
+             "evaluate": {"num_samples": 4, "steps": [5]}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    assert bench_main(["--suite", "structure", "--study", "study.yaml", "--repeats", "1", "--out", "s.json"]) == 0
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert [(r["arm"], r["batch"], r["study"]) for r in data["rows"]] == [("plain", 4, "tiny-planar"), ("rrwp", 4, "tiny-planar")]
+    assert data["rows"][0]["step_ratio_vs_vanilla"] == 1.0 and data["rows"][1]["train_step_ms"] > 0
+    assert list(data["meta"]["ratios"]) == ["structure_step_rrwp_vs_plain"]
+    image_study = dict(study, base=str(Path(__file__).parents[1] / "configs" / "digits.yaml"),
+                       arms={"a": {}, "b": {"seed_everything": 1}}, baseline="a")
+    (tmp_path / "images.yaml").write_text(yaml.safe_dump(image_study))
+    capsys.readouterr()
+    assert bench_main(["--suite", "structure", "--study", "images.yaml", "--out", "i.json"]) == 2
+    assert "is an images study; the structure suite times graph studies" in capsys.readouterr().err
+    assert bench_main(["--suite", "unet", "--study", "study.yaml", "--out", "u.json"]) == 2
+    assert "--study is the structure suite's option" in capsys.readouterr().err
+    assert not (tmp_path / "i.json").exists() and not (tmp_path / "u.json").exists()

@@ -5,6 +5,7 @@
     qgfd-bench --suite unet            # training step of the CIFAR-10 U-Net, QGFD against vanilla
     qgfd-bench --suite molecules       # graph denoiser step and sampler throughput, QGFD against alpha 0
     qgfd-bench --suite structure       # every structure study arm's training step against vanilla's (MOSES size)
+    qgfd-bench --suite structure --study configs/studies/qm9-structure.yaml   # that study's arms, on its data
     qgfd-bench --suite sampler         # the workbench's samplers against diffusers' loop on the same U-Net
     qgfd-bench --suite gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
 
@@ -32,7 +33,7 @@ from .bench_gpu import GPU_CONFIGS, TOTAL_TRAIN_SECONDS, gpu_suite, print_gpu_ta
 from .bench_gpu_inputs import INPUTS
 from .bench_molecules import molecule_ratios, molecule_suite, print_molecule_table
 from .bench_sampler import print_sampler_table, sampler_ratios, sampler_suite
-from .bench_structure import print_structure_table, structure_ratios, structure_suite
+from .bench_structure import print_structure_table, structure_ratios, structure_suite, study_suite
 from .bench_unet import print_unet_table, unet_ratios, unet_suite
 from .options import int_list, number_in, positive_float, positive_int
 from .timing import interleaved_median_ms
@@ -188,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gpu suite: where the configs' data sets are (default: each config's data_dir); a set "
                              "that is not there is replaced by random inputs, never downloaded")
     parser.add_argument("--ckpt", default=None, help="sampler suite: an image checkpoint (default: digits U-Net)")
+    parser.add_argument("--study", default=None,
+                        help="structure suite: a graph study file; time its arms on its base config's data")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     return parser
 
@@ -208,7 +211,10 @@ def run_gpu_suite(args: argparse.Namespace, meta: dict, say: Callable[[str], Non
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    check_outputs({"--out": args.out or f"bench-{args.suite}.json"}, {"--reference": args.reference})
+    check_outputs({"--out": args.out or f"bench-{args.suite}.json"}, {"--reference": args.reference, "--study": args.study})
+    if args.study and args.suite != "structure":
+        raise UsageError(f"--study is the structure suite's option (--suite structure --study {args.study}), not "
+                         f"the {args.suite} suite's")
     if args.suite == "gpu" and not args.tiny and not torch.cuda.is_available():
         raise UsageError("--suite gpu needs a CUDA device and this machine has none; --tiny runs the same code on the "
                          "CPU at tiny sizes")
@@ -241,7 +247,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print_sampler_table(rows)
         meta["ratios"] = sampler_ratios(rows)
     elif args.suite == "structure":
-        rows = structure_suite(batch=args.batch or 64, repeats=args.repeats, progress=say)
+        rows = (study_suite(args.study, args.repeats, say) if args.study else
+                structure_suite(batch=args.batch or 64, repeats=args.repeats, progress=say))
         print_structure_table(rows)
         meta["ratios"] = structure_ratios(rows)
     else:

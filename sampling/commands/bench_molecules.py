@@ -4,7 +4,7 @@ Weights are random (speed does not depend on them); the chain's statistics are u
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -52,13 +52,18 @@ def _training_batch(model: MoleculeDiffusion, batch: int, device: str) -> tuple[
 
 
 def train_step(model: MoleculeDiffusion, batch: int, device: str) -> Callable[[], None]:
-    atoms, bonds = _training_batch(model, batch, device)
+    return train_step_on(model, *_training_batch(model, batch, device))
+
+
+def train_step_on(model: Any, atoms: torch.Tensor, bonds: torch.Tensor, edge_weight: float = 5.0) -> Callable[[], None]:
+    """One optimiser step of a graph chain model's denoiser on this batch, at timesteps fixed by a seed."""
     optimizer = torch.optim.AdamW(model.denoiser.parameters(), lr=1e-6)
-    t = torch.randint(1, model.diffusion.num_timesteps + 1, (batch,), generator=torch.Generator().manual_seed(1))
+    t = torch.randint(1, model.diffusion.num_timesteps + 1, (atoms.shape[0],), generator=torch.Generator().manual_seed(1))
+    t = t.to(atoms.device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        model.diffusion.loss(model.denoiser, atoms, bonds, t.to(device), edge_weight=5.0)[0].backward()
+        model.diffusion.loss(model.denoiser, atoms, bonds, t, edge_weight=edge_weight)[0].backward()
         optimizer.step()
 
     return step

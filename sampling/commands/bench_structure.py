@@ -1,17 +1,25 @@
 """The `structure` suite of qgfd-bench: the training step of every structure study arm (random-walk features,
 QGFD over the noisy, signal-scaled, predicted or mixed graph, the small alpha) against vanilla's, at MOSES size
 (38 atoms, the moses-cpu network), the arms taking turns so drift in the machine's speed falls on all of them.
-This is the cost side of the structure studies' goal (at most 1.1x vanilla's step)."""
+This is the cost side of the structure studies' goal (at most 1.1x vanilla's step). With a study file
+(`--study`), the arms are that study's, each built from its base config with the arm's overrides and timed on a
+batch of the config's own data at its batch size: a study's cost measured apart from its runs, which may share
+the machine (two studies at one thread each)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from pathlib import Path
 from typing import Any, Callable
 
 from models import GraphTransformerConfig
 from qgfd_gen.attention import QGFDConfig
 
-from .bench_molecules import timing_model, train_step
+from qgfd_gen.errors import UsageError
+
+from .bench_gpu_inputs import config_datamodule
+from .bench_molecules import timing_model, train_step, train_step_on
 from .timing import interleaved_median_ms
 
 # arm -> (network switches, QGFD settings): the arms of configs/studies/moses-pilot.yaml and moses-cpu.yaml
@@ -41,8 +49,40 @@ def structure_suite(batch: int, repeats: int, progress: Callable[[str], None],
              "step_ratio_vs_vanilla": ms / step_ms["vanilla"], "device": device} for arm, ms in step_ms.items()]
 
 
+def study_suite(study: str, repeats: int, progress: Callable[[str], None]) -> list[dict]:
+    """Every arm of a graph study (molecules or synthetic graphs) timed in turn on the same batch of the base
+    config's data, the chain's noise limit from that data (molecule sets capped as the gpu suite caps them)."""
+    from .study_plan import read_study
+
+    plan = read_study(study)
+    if plan.kind not in ("molecules", "graphs"):
+        raise UsageError(f"--study {study!r} is an {plan.kind} study; the structure suite times graph studies "
+                         "(molecules or graphs: configs/studies/moses-cpu.yaml, qm9-structure.yaml, planar-cpu.yaml)")
+    configs = {arm: plan.run_config(arm, plan.seeds[0], Path(".")) for arm in plan.arms}
+    base = configs[plan.baseline]
+    batch = int(base["data"]["init_args"]["batch_size"])
+    progress(f"structure: {plan.name}'s data at batch {batch}")
+    datamodule = config_datamodule(base, batch, False, None, None)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    atoms, bonds = next(iter(datamodule.train_dataloader()))
+    counts = datamodule.statistics()
+    steps = {}
+    for arm, config in configs.items():
+        module, _, name = config["model"]["class_path"].rpartition(".")
+        model = getattr(importlib.import_module(module), name)(**(config["model"].get("init_args") or {}))
+        model.diffusion.set_statistics(*counts)
+        steps[arm] = train_step_on(model, atoms, bonds, float(model.hparams.edge_weight))
+    progress(f"structure: {len(steps)} arms of {plan.name} in turn, {repeats} repeats")
+    step_ms = interleaved_median_ms(steps, repeats)
+    return [{"suite": "structure", "study": plan.name, "arm": arm, "batch": batch, "train_step_ms": ms,
+             "step_ratio_vs_vanilla": ms / step_ms[plan.baseline], "baseline": plan.baseline, "device": "cpu"}
+            for arm, ms in step_ms.items()]
+
+
 def structure_ratios(rows: list[dict]) -> dict[str, float]:
-    return {f"structure_step_{r['arm']}_vs_vanilla": r["step_ratio_vs_vanilla"] for r in rows if r["arm"] != "vanilla"}
+    return {f"structure_step_{r['arm']}_vs_{r.get('baseline', 'vanilla')}": r["step_ratio_vs_vanilla"]
+            for r in rows if r["arm"] != r.get("baseline", "vanilla")}
 
 
 def print_structure_table(rows: list[dict]) -> None:

@@ -189,7 +189,7 @@ def test_the_report_names_the_image_network_and_labels_small_sample_fid():
     assert network_note([{"arm": "vanilla", "seed": 0, "validity": 0.9}]) == []
 
 
-def test_a_graph_study_reports_vun_and_the_mmds(tmp_path, monkeypatch):
+def test_a_graph_study_reports_vun_and_the_mmds_and_a_dropped_run_trains_again(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     base = yaml.safe_load((Path(__file__).parents[1] / "configs" / "planar-cpu.yaml").read_text())
     base["model"]["init_args"].update(max_nodes=12, num_train_timesteps=20, val_sample_steps=5,
@@ -211,6 +211,25 @@ def test_a_graph_study_reports_vun_and_the_mmds(tmp_path, monkeypatch):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "`qgfd-eval graphs --num-samples 4 --steps 5`" in report and "vun ↑" in report and "degree_mmd ↓" in report
     assert "Runs trained with 1 torch thread: 2 of 2." in report
+
+    rrwp = tmp_path / "out" / "runs" / "rrwp" / "seed0"
+    assert main(["-c", "study.yaml", "--out", "out", "--drop", "rrwp:0"]) == 0  # forgotten: trained again below
+    rows = json.loads((tmp_path / "out" / "study.json").read_text())["rows"]
+    assert [r["arm"] for r in rows] == ["vanilla"] and not rrwp.exists()
+    assert "| rrwp | 0 |" in (tmp_path / "out" / "report.md").read_text()  # no run of it now
+    for bad, message in ((["--drop", "rrwp:0"], "no such finished run in 'out' (finished: vanilla:0)"),
+                         (["--drop", "plain:0"], "the study's arms are vanilla, rrwp and its seeds 0"),
+                         (["--drop", "vanilla:0", "--dry-run"], "without --dry-run")):
+        capsys.readouterr()
+        assert main(["-c", "study.yaml", "--out", "out", *bad]) == 2, bad
+        assert message in capsys.readouterr().err, bad
+    with pytest.raises(SystemExit):
+        main(["-c", "study.yaml", "--out", "out", "--drop", "vanilla"])
+    assert "'vanilla': give ARM:SEED" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "out" / "study.json").read_text())["rows"]) == 1  # refusals removed nothing
+    assert main(["-c", "study.yaml", "--out", "out"]) == 0
+    rows = json.loads((tmp_path / "out" / "study.json").read_text())["rows"]
+    assert [r["arm"] for r in rows] == ["vanilla", "rrwp"] and (rrwp / "final.ckpt").exists()
 
 
 def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_time(tmp_path):

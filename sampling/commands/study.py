@@ -2,6 +2,7 @@
 LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and writes the evidence.
 
     qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--threads N] [--dry-run | --report-only]
+    qgfd-study -c configs/studies/qm9-cpu.yaml --drop vanilla:2   # forget a run; the next study run trains it again
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
 step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -46,11 +48,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and its plots from the rows already in --out (a study stopped partway, "
                              "or one reported by older code); train nothing")
+    parser.add_argument("--drop", action="append", type=run_name, default=[], metavar="ARM:SEED",
+                        help="forget a finished run, its row and its folder (checkpoints, logs, evaluation), so that "
+                             "the next run of the study trains it again (say, it trained on another machine and its "
+                             "step time pairs with nothing); repeatable; trains nothing, rewrites the report")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads for training and evaluation (default: torch's choice, one a core); each "
                              "run records the count. Small graph networks use two cores poorly: two studies at once, "
                              "1 thread each, do more runs an hour than one at 2 threads")
     return parser
+
+
+def run_name(text: str) -> tuple[str, int]:
+    arm, colon, seed = text.rpartition(":")
+    if not colon or not arm or not seed.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give ARM:SEED, an arm of the study and one of its seeds (vanilla:2)")
+    return arm, int(seed)
+
+
+def drop_runs(plan: StudyPlan, out: Path, runs: list[tuple[str, int]]) -> list[str]:
+    """Forgets each run (row and folder); every name is checked before anything is removed."""
+    for arm, seed in runs:
+        if arm not in plan.arms or seed not in plan.seeds:
+            raise UsageError(f"--drop {arm}:{seed}: the study's arms are {', '.join(plan.arms)} and its seeds "
+                             f"{', '.join(map(str, plan.seeds))}")
+    table = StudyTable(out, plan)
+    missing = [f"{a}:{s}" for a, s in runs if not any(r["arm"] == a and r["seed"] == s for r in table.rows)]
+    if missing:
+        finished = ", ".join(f"{r['arm']}:{r['seed']}" for r in table.rows) or "none"
+        raise UsageError(f"--drop {', '.join(missing)}: no such finished run in {str(out)!r} (finished: {finished})")
+    said = []
+    for arm, seed in runs:
+        table.drop(arm, seed)
+        shutil.rmtree(out / "runs" / arm / f"seed{seed}", ignore_errors=True)
+        said.append(f"dropped {arm} seed {seed}: its row and {out / 'runs' / arm / f'seed{seed}'}")
+    if table.rows:
+        said.append(f"wrote {write_report(out, plan, table.rows)}")
+    return said
 
 
 def _duration(minutes: float) -> str:
@@ -256,9 +290,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     plan = read_study(args.config)
     out = Path(args.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": args.config}, folders=("--out",))
-    if args.report_only and not (out / STUDY_FILE).exists():
-        raise UsageError(f"--report-only: {str(out / STUDY_FILE)!r} does not exist; give the --out of a study that has "
-                         f"finished runs")
+    if args.drop and (args.dry_run or args.report_only):
+        raise UsageError("--drop trains nothing and rewrites the report itself; give it without --dry-run and "
+                         "--report-only")
+    for option, asked in (("--report-only", args.report_only), ("--drop", args.drop)):
+        if asked and not (out / STUDY_FILE).exists():
+            raise UsageError(f"{option}: {str(out / STUDY_FILE)!r} does not exist; give the --out of a study that "
+                             f"has finished runs")
     check_arms(plan, check_evaluation(plan, out))
     if args.dry_run:
         print("\n".join(describe(plan, out)))
@@ -268,7 +306,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         with folder_lock(out):  # one study per folder
-            if args.report_only:
+            if args.drop:
+                print("\n".join(drop_runs(plan, out, args.drop)))
+            elif args.report_only:
                 print(f"wrote {write_report(out, plan, StudyTable(out, plan).rows)}")
             else:
                 run_study(plan, out)

@@ -43,5 +43,20 @@ class StudyTable:
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+        self._write()
+
+    def drop(self, arm: str, seed: int) -> dict[str, Any]:
+        """Forget one finished run's row (the study trains it again); returns the row."""
+        kept = [r for r in self.rows if not (r["arm"] == arm and r["seed"] == seed)]
+        if len(kept) == len(self.rows):
+            finished = ", ".join(f"{r['arm']}:{r['seed']}" for r in self.rows) or "none"
+            raise UsageError(f"--drop {arm}:{seed}: {str(self.out)!r} has no finished run {arm} seed {seed} "
+                             f"(finished: {finished})")
+        (row,) = [r for r in self.rows if r not in kept]
+        self.rows = kept
+        self._write()
+        return row
+
+    def _write(self) -> None:
         write_json(self.out / STUDY_FILE, {"meta": self.meta, "rows": self.rows})
         write_csv(self.out / "study.csv", self.rows)

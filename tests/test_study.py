@@ -331,4 +331,6 @@ def test_a_bad_thread_count_is_refused_naming_it(capsys):
 def test_the_pace_counts_a_resumed_run_by_its_steps(tmp_path):
     fresh = {"arm": "a", "seed": 0, "train_seconds": 600.0, "seconds_per_step": 0.1, "steps": 5000}
     resumed = {"arm": "a", "seed": 1, "train_seconds": 60.0, "seconds_per_step": 0.1, "steps": 5000}  # last attempt
-    assert study_command.run_minutes(tmp_path, [fresh, resumed]) == pytest.approx((600 + 500) / 2 / 60)
+    from sampling.commands.study_status import run_minutes
+
+    assert run_minutes(tmp_path, [fresh, resumed]) == pytest.approx((600 + 500) / 2 / 60)

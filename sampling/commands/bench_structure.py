@@ -9,13 +9,11 @@ the machine (two studies at one thread each)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 from typing import Any, Callable
 
 from models import GraphTransformerConfig
 from qgfd_gen.attention import QGFDConfig
-
 from qgfd_gen.errors import UsageError
 
 from .bench_gpu_inputs import config_datamodule
@@ -58,8 +56,7 @@ def study_suite(study: str, repeats: int, progress: Callable[[str], None]) -> li
     if plan.kind not in ("molecules", "graphs"):
         raise UsageError(f"--study {study!r} is an {plan.kind} study; the structure suite times graph studies "
                          "(molecules or graphs: configs/studies/moses-cpu.yaml, qm9-structure.yaml, planar-cpu.yaml)")
-    configs = {arm: plan.run_config(arm, plan.seeds[0], Path(".")) for arm in plan.arms}
-    base = configs[plan.baseline]
+    base = plan.run_config(plan.baseline, plan.seeds[0], Path("."))
     batch = int(base["data"]["init_args"]["batch_size"])
     progress(f"structure: {plan.name}'s data at batch {batch}")
     datamodule = config_datamodule(base, batch, False, None, None)
@@ -68,9 +65,8 @@ def study_suite(study: str, repeats: int, progress: Callable[[str], None]) -> li
     atoms, bonds = next(iter(datamodule.train_dataloader()))
     counts = datamodule.statistics()
     steps = {}
-    for arm, config in configs.items():
-        module, _, name = config["model"]["class_path"].rpartition(".")
-        model = getattr(importlib.import_module(module), name)(**(config["model"].get("init_args") or {}))
+    for arm in plan.arms:
+        model = plan.build_model(arm)
         model.diffusion.set_statistics(*counts)
         steps[arm] = train_step_on(model, atoms, bonds, float(model.hparams.edge_weight))
     progress(f"structure: {len(steps)} arms of {plan.name} in turn, {repeats} repeats")

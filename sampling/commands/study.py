@@ -14,7 +14,6 @@ resumes an interrupted one from its last checkpoint; a folder holding another st
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shutil
 import sys
@@ -74,15 +73,12 @@ def drop_runs(plan: StudyPlan, out: Path, runs: list[tuple[str, int]]) -> list[s
             raise UsageError(f"--drop {arm}:{seed}: the study's arms are {', '.join(plan.arms)} and its seeds "
                              f"{', '.join(map(str, plan.seeds))}")
     table = StudyTable(out, plan)
-    missing = [f"{a}:{s}" for a, s in runs if not any(r["arm"] == a and r["seed"] == s for r in table.rows)]
-    if missing:
-        finished = ", ".join(f"{r['arm']}:{r['seed']}" for r in table.rows) or "none"
-        raise UsageError(f"--drop {', '.join(missing)}: no such finished run in {str(out)!r} (finished: {finished})")
+    table.drop(runs)  # refuses, removing nothing, when any of them has no row
     said = []
     for arm, seed in runs:
-        table.drop(arm, seed)
-        shutil.rmtree(out / "runs" / arm / f"seed{seed}", ignore_errors=True)
-        said.append(f"dropped {arm} seed {seed}: its row and {out / 'runs' / arm / f'seed{seed}'}")
+        folder = out / "runs" / arm / f"seed{seed}"
+        shutil.rmtree(folder, ignore_errors=True)
+        said.append(f"dropped {arm} seed {seed}: its row and {folder}")
     if table.rows:
         said.append(f"wrote {write_report(out, plan, table.rows)}")
     return said
@@ -116,10 +112,8 @@ def check_arms(plan: StudyPlan, evaluation: Optional[argparse.Namespace] = None)
     stops the study at once, naming the arm, instead of after the arms before it have trained; and the
     evaluation's sampler settings suit it (say steps beyond its training timesteps)."""
     for arm in plan.arms:
-        model = plan.run_config(arm, plan.seeds[0], Path("."))["model"]
-        module, _, name = model["class_path"].rpartition(".")
         try:
-            built = getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+            built = plan.build_model(arm)
             if evaluation is not None:
                 for steps in evaluation.steps:
                     if plan.kind == "images":

@@ -83,6 +83,12 @@ class StudyPlan:
         return [Run(arm, seed, out / "runs" / arm / f"seed{seed}", self.run_config(arm, seed, out / "runs" / arm / f"seed{seed}"))
                 for seed in self.seeds for arm in self.arms]
 
+    def build_model(self, arm: str) -> Any:
+        """The arm's model as its runs' config builds it (untrained): for checks before training and for timing."""
+        model = self.run_config(arm, self.seeds[0], Path("."))["model"]
+        module, _, name = model["class_path"].rpartition(".")
+        return getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+
     def run_config(self, arm: str, seed: int, folder: Path) -> dict[str, Any]:
         config = copy.deepcopy(self.base_config)
         for key, value in {**{f"trainer.{k}": v for k, v in self.trainer.items()}, **self.arms[arm]}.items():

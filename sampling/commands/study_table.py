@@ -39,23 +39,25 @@ class StudyTable:
             self.rows = rows
 
     def has(self, run) -> bool:
-        return any(r["arm"] == run.arm and r["seed"] == run.seed for r in self.rows)
+        return self._has(run.arm, run.seed)
+
+    def _has(self, arm: str, seed: int) -> bool:
+        return any(r["arm"] == arm and r["seed"] == seed for r in self.rows)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         self._write()
 
-    def drop(self, arm: str, seed: int) -> dict[str, Any]:
-        """Forget one finished run's row (the study trains it again); returns the row."""
-        kept = [r for r in self.rows if not (r["arm"] == arm and r["seed"] == seed)]
-        if len(kept) == len(self.rows):
+    def drop(self, runs: list[tuple[str, int]]) -> None:
+        """Forget finished runs' rows (the study trains them again): all of them, or none when one has no row."""
+        missing = [f"{arm}:{seed}" for arm, seed in runs if not self._has(arm, seed)]
+        if missing:
             finished = ", ".join(f"{r['arm']}:{r['seed']}" for r in self.rows) or "none"
-            raise UsageError(f"--drop {arm}:{seed}: {str(self.out)!r} has no finished run {arm} seed {seed} "
+            raise UsageError(f"--drop {', '.join(missing)}: no such finished run in {str(self.out)!r} "
                              f"(finished: {finished})")
-        (row,) = [r for r in self.rows if r not in kept]
-        self.rows = kept
+        dropped = set(runs)
+        self.rows = [r for r in self.rows if (r["arm"], r["seed"]) not in dropped]
         self._write()
-        return row
 
     def _write(self) -> None:
         write_json(self.out / STUDY_FILE, {"meta": self.meta, "rows": self.rows})

@@ -3,11 +3,13 @@ against sampler steps, or of a file of graphs made elsewhere."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
-from datamodules.graph_files import read_graph_file
+from datamodules.graph_files import read_graph_file, write_graph_npz
 from datamodules.synthetic_graphs import KINDS, SyntheticGraphDataModule
-from models.measures.graph_statistics import HEADLINE_SCORES, KERNELS, GraphReference, graph_scores
+from models.measures.graph_statistics import HEADLINE_SCORES, KERNELS, GraphReference, graph_scores, is_valid
+from models.measures.grids import write_graph_grid
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
@@ -19,6 +21,7 @@ from .settings import GraphEvaluation, GraphFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
 
 GRAPH_METRICS = HEADLINE_SCORES
+GRID_GRAPHS = 24  # of each setting's samples, drawn in its grid
 
 
 def score_graph_file(scoring: GraphFileScoring) -> int:
@@ -54,7 +57,7 @@ def _evaluate_graphs(shard: Shard, job: tuple[GraphEvaluation, Optional[str]]) -
                        list(GRAPH_METRICS), f"{model.benchmark} graphs")
 
 
-def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) -> tuple[SweepResults, Callable]:
+def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) -> tuple[SweepResults, Callable, Callable]:
     sweep = settings.sweep
     datamodule = load_datamodule(sweep.checkpoint)
     if datamodule is None or not hasattr(datamodule, "graphs"):
@@ -66,4 +69,13 @@ def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) ->
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "benchmark": model.benchmark,
             "train_graphs": len(train), "test_graphs": len(test)}
     reference = GraphReference(train, test, model.benchmark, settings.kernel)  # its baseline once for every row
-    return SweepResults(sweep.out, meta, list(GRAPH_METRICS)), lambda result: reference.score(result.graphs)
+
+    def keep(result, stem: Path) -> str:
+        """The scored graphs as an .npz (`qgfd-eval graphs --samples` scores it again) and a grid of the first
+        GRID_GRAPHS beside a row of training graphs."""
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        shown = result.graphs[:GRID_GRAPHS]
+        write_graph_grid(shown, f"{stem}.png", [is_valid(g, model.benchmark) for g in shown], train[:8])
+        return write_graph_npz(result.graphs, f"{stem}.npz").name
+
+    return SweepResults(sweep.out, meta, list(GRAPH_METRICS)), lambda result: reference.score(result.graphs), keep

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 from rdkit import Chem
@@ -12,6 +13,7 @@ from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw
 from datamodules.smiles_files import read_smiles_file
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
+from models.measures.grids import write_molecule_grid, write_smiles
 from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
@@ -23,6 +25,7 @@ from .settings import MoleculeEvaluation, SmilesFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
 
 MOLECULE_METRICS = ("validity", "uniqueness", "novelty", "fcd")
+GRID_MOLECULES = 32  # of each setting's samples, drawn in its grid
 
 
 def read_reference(path: str, role: str) -> list[str]:
@@ -95,8 +98,9 @@ def _evaluate_molecules(shard: Shard, job: tuple[MoleculeEvaluation, Optional[st
 
 
 def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str], metrics: list[str]
-                     ) -> tuple[SweepResults, Callable]:
-    """The results folder (refused if it holds another run) and the scoring of one setting's molecules."""
+                     ) -> tuple[SweepResults, Callable, Callable]:
+    """The results folder (refused if it holds another run), the scoring of one setting's molecules and the
+    keeping of them."""
     sweep = settings.sweep
     datamodule = load_datamodule(sweep.checkpoint, data_dir=sweep.data_dir)
     if datamodule is None:
@@ -117,4 +121,12 @@ def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str],
         scores.update(graph_scores(result.mols, raws, test, with_nspdk=settings.nspdk))
         return scores
 
-    return results, score
+    return results, score, keep_molecules
+
+
+def keep_molecules(result, stem: Path) -> str:
+    """The scored molecules as SMILES, one line each (empty for an invalid one, so line k is sample k), and a grid
+    of the first GRID_MOLECULES."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_molecule_grid(result.mols[:GRID_MOLECULES], f"{stem}.png")
+    return write_smiles(result.smiles, f"{stem}.smi").name

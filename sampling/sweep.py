@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -72,10 +73,12 @@ def add_savings(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
 
 
 def run_sweep(model, sweep: SweepSettings, results: Optional[SweepResults], draw: Callable, score: Callable,
-              summary_keys: Iterable[str], shard: Shard = Shard()) -> None:
+              summary_keys: Iterable[str], shard: Shard = Shard(), keep: Optional[Callable] = None) -> None:
     """Every setting not yet in `results`: sample (with the QGFD overrides of the setting), score, append.
     draw(setting, advance, batches) samples this process's batches; under several processes the main one
-    (which alone holds `results`) says which settings are left, gathers each setting's samples and scores them."""
+    (which alone holds `results`) says which settings are left, gathers each setting's samples and scores them.
+    keep(result, stem), when given, writes what was scored under results.folder / samples / stem.* and returns
+    the file's name for the row, so a sweep's samples can be looked at, or scored again, without the checkpoint."""
     settings = sweep_settings(list(sweep.samplers), list(sweep.steps), list(sweep.qgfd_tol), list(sweep.exits),
                               sweep.rtol, sweep.atol, end_log_snr=sweep.end_log_snr)
     keys = [{**setting, "num_samples": sweep.num_samples, "seed": sweep.seed} for setting in settings]
@@ -99,9 +102,17 @@ def run_sweep(model, sweep: SweepSettings, results: Optional[SweepResults], draw
                "rejected_steps": result.rejected_steps, "qgfd_iterations": result.qgfd_iterations,
                "seconds": result.seconds, "checkpoint": sweep.checkpoint}
         row.update(score(result))
+        if keep is not None:
+            row["samples_file"] = str(Path("samples") / keep(result, results.folder / "samples" / sample_stem(row)))
         add_savings(row, results.rows)
         results.append(row)
         print(summary(row, summary_keys))
+
+
+def sample_stem(row: dict[str, Any]) -> str:
+    """A setting's file name without suffix: `posterior-jump-fixed-100`, `posterior-jump-exit-tol=0.05-20`."""
+    parts = [row.get("sampler"), row.get("setting"), row.get("sampler_steps")]
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", "-".join(str(p) for p in parts if p is not None))
 
 
 def summary(row: dict[str, Any], keys: Iterable[str]) -> str:
@@ -134,20 +145,21 @@ def launch_sweep(settings: Any, kind: str, worker: Callable, inputs: Optional[di
     return launch(worker, job, sweep.devices, sweep.num_nodes, sweep.device, sweep.num_samples, sweep.batch_size)
 
 
-def chain_sweep(shard: Shard, model, sweep: SweepSettings, prepare: Callable[[], tuple[SweepResults, Callable]],
-                metrics: list[str], noun: str) -> Optional[int]:
+def chain_sweep(shard: Shard, model, sweep: SweepSettings,
+                prepare: Callable[[], tuple[SweepResults, Callable, Callable]], metrics: list[str], noun: str) -> Optional[int]:
     """One process's part of a discrete-chain sweep (molecules, graphs): every process samples its share at each
-    step count and early-exit share; the main process scores (prepare() gives its results and scoring) and writes."""
+    step count and early-exit share; the main process scores and keeps the samples (prepare() gives its results,
+    scoring and keeping) and writes."""
     check_sweep(sweep, lambda s: model.check_sampling(sweep.num_samples, s["sampler_steps"], s["exit_tol"]))
     with writer_lock(shard, sweep.out):  # one run per results folder (the main process holds it)
-        results, score = prepare() if shard.is_main else (None, None)
+        results, score, keep = prepare() if shard.is_main else (None, None, None)
 
         def draw(setting, advance, batches):
             return model.sample(sweep.num_samples, steps=setting["sampler_steps"], seed=sweep.seed,
                                 batch_size=sweep.batch_size, exit_share=setting["exit_tol"], progress=advance,
                                 batches=batches)
 
-        run_sweep(model, sweep, results, draw, score, metrics, shard)
+        run_sweep(model, sweep, results, draw, score, metrics, shard, keep)
         if not shard.is_main:
             return None
         plot = results.plot(f"{Path(sweep.checkpoint).name}: {sweep.num_samples} {noun}")

@@ -110,6 +110,12 @@ def test_molecule_sweep(molecule_checkpoint, tmp_path):
     assert all(r["validity"] <= r["largest_fragment_validity"] <= 1 and 0 <= r["connected"] <= 1 for r in rows)
     assert all("nspdk_mmd" in r for r in rows)
     assert (out / "quality_vs_steps.png").exists()
+    # each setting's molecules kept, one line a sample (empty when invalid), with a grid
+    assert rows[2]["samples_file"] == "samples/posterior-jump-exit-tol=0.05-5.smi"
+    for row in rows:
+        lines = (out / row["samples_file"]).read_text().splitlines()
+        assert len(lines) == 16 and sum(bool(line) for line in lines) == round(row["validity"] * 16)
+        assert (out / row["samples_file"]).with_suffix(".png").stat().st_size > 0
 
 
 def test_commands_reject_bad_input(image_checkpoint, tmp_path, capsys):

@@ -49,6 +49,11 @@ def test_fit_sample_and_evaluate_a_tiny_planar_model(tmp_path, monkeypatch, caps
     scores = json.loads((tmp_path / "s.json").read_text())
     for name in ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "orbit_mmd", "spectrum_mmd"):
         assert scores[name] == pytest.approx(rows[0][name]), name
+    # the sweep kept what it scored: those same graphs, and a grid of them
+    assert [r["samples_file"] for r in rows] == ["samples/posterior-jump-fixed-5.npz", "samples/posterior-jump-fixed-50.npz"]
+    kept = read_graph_file(tmp_path / "ev" / rows[0]["samples_file"])
+    assert [sorted(g.edges()) for g in kept] == [sorted(g.edges()) for g in graphs]
+    assert (tmp_path / "ev/samples/posterior-jump-fixed-50.png").stat().st_size > 0
 
 
 def test_graph_model_returns_networkx_graphs_of_its_padded_samples():

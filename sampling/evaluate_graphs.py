@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from datamodules.graph_files import read_graph_file, write_graph_npz
+from datamodules.graph_files import read_graph_file
 from datamodules.synthetic_graphs import KINDS, SyntheticGraphDataModule
-from models.measures.graph_statistics import HEADLINE_SCORES, KERNELS, GraphReference, graph_scores, is_valid
-from models.measures.grids import write_graph_grid
+from models.measures.graph_statistics import HEADLINE_SCORES, KERNELS, GraphReference, graph_scores
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, write_json
 
 from .distributed import Shard
+from .kept_samples import write_graph_samples
 from .results import SweepResults
 from .settings import GraphEvaluation, GraphFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
@@ -71,11 +71,8 @@ def _prepare_scoring(model, settings: GraphEvaluation, digest: Optional[str]) ->
     reference = GraphReference(train, test, model.benchmark, settings.kernel)  # its baseline once for every row
 
     def keep(result, stem: Path) -> str:
-        """The scored graphs as an .npz (`qgfd-eval graphs --samples` scores it again) and a grid of the first
-        GRID_GRAPHS beside a row of training graphs."""
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        shown = result.graphs[:GRID_GRAPHS]
-        write_graph_grid(shown, f"{stem}.png", [is_valid(g, model.benchmark) for g in shown], train[:8])
-        return write_graph_npz(result.graphs, f"{stem}.npz").name
+        """The scored graphs as an .npz (`qgfd-eval graphs --samples` scores it again) and their grid."""
+        write_graph_samples(result.graphs, f"{stem}.npz", f"{stem}.png", model.benchmark, train[:8], GRID_GRAPHS)
+        return f"{stem.name}.npz"
 
     return SweepResults(sweep.out, meta, list(GRAPH_METRICS)), lambda result: reference.score(result.graphs), keep

@@ -13,13 +13,13 @@ from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw
 from datamodules.smiles_files import read_smiles_file
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
-from models.measures.grids import write_molecule_grid, write_smiles
 from models.measures.molecule_metrics import ChemNetReference, MoleculeMetrics, fragment_scores, score_molecules
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, write_json
 
 from .distributed import Shard
+from .kept_samples import write_molecule_samples
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring
 from .sweep import chain_sweep, launch_sweep, summary
@@ -125,8 +125,6 @@ def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str],
 
 
 def keep_molecules(result, stem: Path) -> str:
-    """The scored molecules as SMILES, one line each (empty for an invalid one, so line k is sample k), and a grid
-    of the first GRID_MOLECULES."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    write_molecule_grid(result.mols[:GRID_MOLECULES], f"{stem}.png")
-    return write_smiles(result.smiles, f"{stem}.smi").name
+    """The scored molecules as SMILES (`qgfd-eval molecules --samples` scores them again) and their grid."""
+    write_molecule_samples(result.smiles, result.mols, f"{stem}.smi", f"{stem}.png", GRID_MOLECULES)
+    return f"{stem.name}.smi"

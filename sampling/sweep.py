@@ -103,6 +103,7 @@ def run_sweep(model, sweep: SweepSettings, results: Optional[SweepResults], draw
                "seconds": result.seconds, "checkpoint": sweep.checkpoint}
         row.update(score(result))
         if keep is not None:
+            (results.folder / "samples").mkdir(exist_ok=True)
             row["samples_file"] = str(Path("samples") / keep(result, results.folder / "samples" / sample_stem(row)))
         add_savings(row, results.rows)
         results.append(row)

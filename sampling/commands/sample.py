@@ -14,10 +14,7 @@ import sys
 import time
 from typing import Optional
 
-from datamodules.graph_files import write_graph_npz
-from models.measures.graph_statistics import is_valid
-from models.measures.grids import (write_graph_grid, write_image_grid, write_images, write_molecule_grid, write_npz,
-                                   write_smiles)
+from models.measures.grids import write_image_grid, write_images, write_npz
 from models.processes.adaptive_sampler import AdaptiveSettings
 from models.processes.gaussian_diffusion import SAMPLERS
 from models.training.loading import load_datamodule, load_model
@@ -26,6 +23,7 @@ from qgfd_gen.errors import command
 from qgfd_gen.io import check_outputs
 from qgfd_gen.locks import folder_lock
 from sampling.distributed import Shard, launch
+from sampling.kept_samples import write_graph_samples, write_molecule_samples
 from sampling.progress import progress_bar
 from sampling.sweep import adaptive_label
 
@@ -146,8 +144,7 @@ def _sample_molecules(shard: Shard, args: argparse.Namespace) -> None:
     result = _sample_chain(shard, model, args, correct=args.correct)
     if result is None:
         return
-    write_smiles(result.smiles, args.smiles)
-    write_molecule_grid(result.mols[: args.grid_max], args.out, per_row=args.per_row)
+    write_molecule_samples(result.smiles, result.mols, args.smiles, args.out, args.grid_max, args.per_row)
     valid = sum(s is not None for s in result.smiles)
     print(f"wrote {args.smiles} and {args.out}: {args.num_samples} molecules, {valid} valid "
           f"({100 * valid / args.num_samples:.1f}%{', with valency correction' if args.correct else ''}), {result.seconds:.1f} s")
@@ -162,11 +159,9 @@ def _sample_graphs(shard: Shard, args: argparse.Namespace) -> None:
     result = _sample_chain(shard, model, args)
     if result is None:
         return
-    valid = [is_valid(g, model.benchmark) for g in result.graphs]
     datamodule = load_datamodule(args.ckpt)
     training = datamodule.graphs("train")[: args.per_row] if datamodule is not None and hasattr(datamodule, "graphs") else []
-    write_graph_npz(result.graphs, args.npz)
-    write_graph_grid(result.graphs[: args.grid_max], args.out, valid[: args.grid_max], training, per_row=args.per_row)
+    valid = write_graph_samples(result.graphs, args.npz, args.out, model.benchmark, training, args.grid_max, args.per_row)
     print(f"wrote {args.npz} and {args.out}: {args.num_samples} {model.benchmark} graphs, {sum(valid)} valid "
           f"({100 * sum(valid) / args.num_samples:.1f}%), {result.seconds:.1f} s")
 

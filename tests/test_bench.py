@@ -173,6 +173,14 @@ def test_structure_suite_times_a_graph_studys_arms_on_its_own_data(tmp_path, mon
     assert [(r["arm"], r["batch"], r["study"]) for r in data["rows"]] == [("plain", 4, "tiny-planar"), ("rrwp", 4, "tiny-planar")]
     assert data["rows"][0]["step_ratio_vs_vanilla"] == 1.0 and data["rows"][1]["train_step_ms"] > 0
     assert list(data["meta"]["ratios"]) == ["structure_step_rrwp_vs_plain"]
+    from sampling.commands.study_cost import read_clean_cost
+    from sampling.commands.study_plan import read_study
+
+    (tmp_path / "out").mkdir()  # the study's folder: its report judges the cost on this file
+    (tmp_path / "out" / "cost.json").write_text((tmp_path / "s.json").read_text())
+    cost = read_clean_cost(tmp_path / "out", read_study("study.yaml"))
+    assert cost.step_ms == {r["arm"]: r["train_step_ms"] for r in data["rows"]} and cost.batch == 4
+    assert cost.ratio("rrwp", "plain") == data["rows"][1]["step_ratio_vs_vanilla"]
     image_study = dict(study, base=str(Path(__file__).parents[1] / "configs" / "digits.yaml"),
                        arms={"a": {}, "b": {"seed_everything": 1}}, baseline="a")
     (tmp_path / "images.yaml").write_text(yaml.safe_dump(image_study))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,69 @@ def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_
     text = "\n".join(goal_section(plan, unfinished))
     assert "**No verdict yet**: 11 of 12 runs are done" in text and "No arm meets the goal" not in text
     assert "- **qgfd** does not meet the goal so far" in text
+
+
+def test_the_goal_judges_the_step_time_on_the_cost_timed_apart_when_the_study_has_one(tmp_path):
+    from sampling.commands.study_plan import StudyGoal, StudyPlan
+    from sampling.commands.study_report import write_report
+
+    arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}}
+    plan = StudyPlan(name="g", base=tmp_path, seeds=[0, 1, 2], budget={"steps": 1}, arms=arms, baseline="vanilla",
+                     goal=StudyGoal(metrics=["validity"], against=["vanilla", "rrwp"], max_step_ratio=1.1),
+                     base_config={"model": {"class_path": "models.MoleculeDiffusion"}})
+    validity = {"vanilla": 0.60, "rrwp": 0.62, "qgfd": 0.70}
+    speed = {"vanilla": 1.0, "rrwp": 1.0, "qgfd": 1.4}  # the runs shared the machine: qgfd's steps look slow
+    rows = [{"arm": a, "seed": s, "validity": validity[a] + 0.01 * s + (0.002 * s * s if a == "rrwp" else 0),
+             "seconds_per_step": speed[a]} for a in arms for s in (0, 1, 2)]
+    report = write_report(tmp_path, plan, rows).read_text()
+    assert "- **qgfd** does not meet the goal (better on validity; step time 1.40x vanilla)" in report
+    assert "timed in the study's own runs" in report and "Cost timed apart" not in report
+    bench = {"meta": {"suite": "structure", "threads": 2, "time": "2026-12-02T15:30:00"},
+             "rows": [{"suite": "structure", "study": "g", "arm": a, "batch": 8, "train_step_ms": ms}
+                      for a, ms in (("vanilla", 200.0), ("rrwp", 196.0), ("qgfd", 208.0))]}
+    (tmp_path / "cost.json").write_text(json.dumps(bench))
+    report = write_report(tmp_path, plan, rows).read_text()
+    assert "- **qgfd** meets the goal (better on validity; step time 1.04x vanilla)" in report
+    assert "(timed apart from the runs, cost.json)" in report and "| qgfd | 208.0 | 1.040 |" in report
+    assert "2 torch threads, 2026-12-02T15:30:00" in report
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b: b.update(rows=[dict(r, study="other") for r in b["rows"]]), "it times study other, not 'g'"),
+    (lambda b: b["rows"].pop(), "no step time for arm(s) qgfd of g (it has vanilla, rrwp)"),
+    (lambda b: b["meta"].update(suite="operator"), "not the output of qgfd-bench's structure suite"),
+    (lambda b: b["rows"][0].update(train_step_ms=-1.0), "step times must be positive milliseconds"),
+    (lambda b: b["rows"][0].pop("train_step_ms"), "a row lacks its arm, train_step_ms or batch"),
+    (None, "not readable as JSON"),
+])
+def test_a_cost_file_for_another_study_or_missing_an_arm_is_refused_plainly(tmp_path, change, message):
+    from qgfd_gen.errors import UsageError
+    from sampling.commands.study_plan import StudyPlan
+    from sampling.commands.study_report import write_report
+
+    plan = StudyPlan(name="g", base=tmp_path, seeds=[0], budget={"steps": 1},
+                     arms={"vanilla": {}, "rrwp": {}, "qgfd": {}}, baseline="vanilla")
+    bench = {"meta": {"suite": "structure", "threads": 1},
+             "rows": [{"study": "g", "arm": a, "batch": 8, "train_step_ms": 100.0} for a in plan.arms]}
+    if change is None:
+        (tmp_path / "cost.json").write_text("{not json")
+    else:
+        change(bench)
+        (tmp_path / "cost.json").write_text(json.dumps(bench))
+    with pytest.raises(UsageError, match=re.escape(message)) as refused:
+        write_report(tmp_path, plan, [{"arm": "vanilla", "seed": 0, "validity": 0.5}])
+    assert "qgfd-bench --suite structure --study" in str(refused.value)
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_qgfd_study_refuses_a_cost_file_of_another_study_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cost.json").write_text(json.dumps(
+        {"meta": {"suite": "structure"}, "rows": [{"study": "other", "arm": "vanilla", "batch": 4, "train_step_ms": 9.0}]}))
+    assert main(["-c", str(write_study(tmp_path)), "--out", "out"]) == 2
+    assert "it times study other, not 'tiny'" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cost.json"]  # nothing trained, nothing written
 
 
 @pytest.mark.parametrize("goal, message", [

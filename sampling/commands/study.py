@@ -31,6 +31,7 @@ from qgfd_gen.locks import folder_lock
 from qgfd_gen.provenance import code_version
 
 from .options import positive_int
+from .study_cost import read_clean_cost
 from .study_plan import Run, StudyPlan, read_study
 from .study_status import describe
 from .study_plots import loss_curve
@@ -246,6 +247,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise UsageError(f"{option}: {str(out / STUDY_FILE)!r} does not exist; give the --out of a study that "
                              f"has finished runs")
     check_arms(plan, check_evaluation(plan, out))
+    read_clean_cost(out, plan)  # a cost.json for another study or arms is refused before any training
     if args.dry_run:
         print("\n".join(describe(plan, out)))
         return 0

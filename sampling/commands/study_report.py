@@ -12,6 +12,7 @@ from typing import Any, Optional
 from qgfd_gen.io import write_text
 
 from .study_notes import code_note, network_note, threads_note
+from .study_cost import COST_FILE, CleanCost, cost_section, read_clean_cost
 from .study_plan import StudyPlan
 from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
@@ -142,18 +143,23 @@ def ranking(plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> 
     return lines
 
 
-def goal_section(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
-    """The study's stated goal, arm by arm: the intervals it rests on and a plain verdict."""
+def goal_section(plan: StudyPlan, rows: list[dict[str, Any]], cost: Optional[CleanCost] = None) -> list[str]:
+    """The study's stated goal, arm by arm: the intervals it rests on and a plain verdict. The step-time limit
+    is judged on the cost timed apart when there is one, else on the runs' own step times."""
     goal = plan.goal
     if goal is None:
         return []
     reference = goal.against[0]
     columns = [c for c in metric_columns(rows) if c.split("@")[0] in goal.metrics]
-    speed = {arm: statistics.fmean(v.values()) for arm, v in per_arm(rows, "seconds_per_step").items()}
+    speed = (dict(cost.step_ms) if cost is not None else
+             {arm: statistics.fmean(v.values()) for arm, v in per_arm(rows, "seconds_per_step").items()})
+    timed = (f"timed apart from the runs, {cost.path.name}" if cost is not None else
+             f"timed in the study's own runs; a {COST_FILE} beside the report, from `qgfd-bench --suite structure "
+             f"--study` with nothing else running, would replace them")
     lines = ["## The goal", "",
              f"An arm meets it when, for one of {', '.join(goal.metrics)}, its paired 95% interval excludes 0 in its "
              f"favour against {' and against '.join(goal.against)}, at no more than {goal.max_step_ratio:g}x "
-             f"{reference}'s seconds per step (timed in the study's own runs).", ""]
+             f"{reference}'s step time ({timed}).", ""]
     done, planned = progress(plan, rows)
     so_far = " so far" if done < planned else ""  # an unfinished study's intervals are not its verdict
     met = []
@@ -208,6 +214,7 @@ def paired_seeds(plan: StudyPlan, rows: list[dict[str, Any]]) -> int:
 
 
 def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
+    clean_cost = read_clean_cost(out, plan)
     quality = metric_columns(rows)
     cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
     diff_text, findings = difference_table(plan, rows, quality + cost)
@@ -249,7 +256,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
            ["- One seed per arm: every difference above is one run against one run, with no interval. It can rank "
             "arms (a pilot's use), not say whether a difference is larger than the seed spread.",
             *[f"- {line}" for line in ranking(plan, rows, quality)]])),
-        "", *goal_section(plan, rows),
+        "", *cost_section(plan, clean_cost), *goal_section(plan, rows, clean_cost),
         "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
     ]
     return write_text(out / "report.md", "\n".join(text))

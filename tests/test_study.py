@@ -150,6 +150,28 @@ def test_a_grid_makes_one_arm_per_value_and_another_study_in_the_folder_is_refus
     assert "holds another study" in capsys.readouterr().err
 
 
+def test_runs_trained_two_at_a_time_give_the_rows_of_runs_trained_one_at_a_time(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path)
+    assert main(["-c", str(path), "--out", "one", "--threads", "1"]) == 0
+    assert main(["-c", str(path), "--out", "two", "--jobs", "2", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "2 running)" in err and "own log: two/runs/<arm>/seed<k>/study.log" in err and "finished qgfd, seed 1 (" in err
+    key = lambda row: (row["arm"], row["seed"])  # noqa: E731
+    alone, together = (sorted(json.loads((tmp_path / f / "study.json").read_text())["rows"], key=key)
+                       for f in ("one", "two"))
+    assert [key(r) for r in together] == [("qgfd", 0), ("qgfd", 1), ("vanilla", 0), ("vanilla", 1)]
+    for a, b in zip(alone, together):  # each run's seed fixes its batches and noise, wherever it trains
+        assert (a["train_loss"], a["val_loss"], a["nll_bpd"], a["torch_threads"]) == \
+            (b["train_loss"], b["val_loss"], b["nll_bpd"], b["torch_threads"])
+    log = (tmp_path / "two" / "runs" / "qgfd" / "seed0" / "study.log").read_text()
+    assert "`max_steps=3` reached" in log and "wrote two/runs/qgfd/seed0/eval/results.json" in log  # its own output
+    assert not list((tmp_path / "two").glob("runs/*/seed*/row.json"))  # handed over, then removed
+    assert "| qgfd | 2 |" in (tmp_path / "two" / "report.md").read_text()
+    assert main(["-c", str(path), "--out", "two", "--jobs", "2"]) == 0  # nothing left: trains nothing
+    assert "4 already done" in capsys.readouterr().out
+
+
 def test_paired_interval_is_a_t_interval_on_per_seed_differences():
     mean, lo, hi, n = paired_interval({0: 2.0, 1: 3.0, 2: 4.0}, {0: 1.0, 1: 1.0, 2: 1.0})
     assert (mean, n) == (2.0, 3)

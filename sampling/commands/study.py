@@ -3,6 +3,7 @@ LightningCLI path as `lightning fit`, evaluates each run with qgfd-eval, and wri
 
     qgfd-study -c configs/studies/qm9-cpu.yaml [--out studies/qm9-cpu] [--threads N] [--dry-run | --report-only]
     qgfd-study -c configs/studies/qm9-cpu.yaml --drop vanilla:2   # forget a run; the next study run trains it again
+    qgfd-study -c configs/studies/tree-cpu.yaml --jobs 2 --threads 1   # two runs at a time, one process each
 
 OUT/study.json and OUT/study.csv hold one row per arm and seed (the overrides, parameters, time per
 step, memory of a training step, final training and validation loss, every metric); OUT/report.md the mean ± std per arm,
@@ -32,6 +33,7 @@ from qgfd_gen.provenance import code_version
 
 from .options import positive_int
 from .study_cost import read_clean_cost
+from .study_jobs import default_threads, run_parallel
 from .study_plan import Run, StudyPlan, read_study
 from .study_status import describe
 from .study_plots import loss_curve
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch threads for training and evaluation (default: torch's choice, one a core); each "
                              "run records the count. Small graph networks use two cores poorly: two studies at once, "
                              "1 thread each, do more runs an hour than one at 2 threads")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="runs trained at once, one process each, each run's output in its study.log (default 1). "
+                             "With --jobs N and no --threads, each run gets the cores / N threads")
     return parser
 
 
@@ -203,12 +208,26 @@ def _float(value: Any) -> Optional[float]:
     return None if value is None else float(value)
 
 
-def run_study(plan: StudyPlan, out: Path) -> StudyTable:
+def run_study(plan: StudyPlan, out: Path, jobs: int = 1, config: Optional[str] = None,
+              threads: Optional[int] = None) -> StudyTable:
+    """Every run not yet in the table, one at a time in this process or `jobs` at a time (then `config` is the
+    study file the run processes read); the rows and report are written after every run."""
     table = StudyTable(out, plan)
     runs = plan.runs(out)
     todo = [run for run in runs if not table.has(run)]
     print(f"study {plan.name}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = {len(runs)} runs, "
-          f"{len(runs) - len(todo)} already done; budget {plan.budget} per run; results in {out}")
+          f"{len(runs) - len(todo)} already done; budget {plan.budget} per run; results in {out}"
+          + (f"; {jobs} runs at a time, {default_threads(jobs, threads)} torch thread(s) each" if jobs > 1 else ""))
+    report = None
+    if jobs > 1 and todo:
+        def finished_row(row: dict[str, Any]) -> None:
+            nonlocal report
+            table.append(row)
+            report = write_report(out, plan, table.rows)
+
+        run_parallel(plan, str(config), out, todo, jobs, default_threads(jobs, threads), finished_row, _announce,
+                     len(runs) - len(todo) + 1, len(runs))
+        todo = []
     started, finished = time.perf_counter(), 0
     for index, run in enumerate(todo, start=len(runs) - len(todo) + 1):
         elapsed = time.perf_counter() - started
@@ -218,7 +237,7 @@ def run_study(plan: StudyPlan, out: Path) -> StudyTable:
         table.append(row)
         report = write_report(out, plan, table.rows)  # after every run: an interrupted study has its report
         finished += 1
-    if not todo:  # nothing ran: the report of the finished rows, with this version's report code
+    if report is None:  # nothing ran: the report of the finished rows, with this version's report code
         report = write_report(out, plan, table.rows)
     print(f"wrote {out / STUDY_FILE}, {out / 'study.csv'}, {report}")
     return table
@@ -261,7 +280,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif args.report_only:
                 print(f"wrote {write_report(out, plan, StudyTable(out, plan).rows)}")
             else:
-                run_study(plan, out)
+                run_study(plan, out, args.jobs, args.config, args.threads)
     finally:  # a caller in the same process keeps its own thread count
         torch.set_num_threads(threads)
     return 0

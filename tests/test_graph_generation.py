@@ -47,8 +47,10 @@ def test_fit_sample_and_evaluate_a_tiny_planar_model(tmp_path, monkeypatch, caps
     # the same graphs from a file score the same as the sweep's row (same seed, same steps)
     assert eval_main(["graphs", "--samples", "g.npz", "--benchmark", "planar", "--graph-size", "12", "--json", "s.json"]) == 0
     scores = json.loads((tmp_path / "s.json").read_text())
-    for name in ("vun", "valid", "unique", "novel", "degree_mmd", "clustering_mmd", "orbit_mmd", "spectrum_mmd"):
+    for name in ("vun", "valid", "unique", "novel", "connected", "planar", "degree_mmd", "clustering_mmd",
+                 "orbit_mmd", "spectrum_mmd"):
         assert scores[name] == pytest.approx(rows[0][name]), name
+    assert all(r["valid"] <= min(r["connected"], r["planar"]) for r in rows)  # valid is both halves at once
     # the sweep kept what it scored: those same graphs, and a grid of them
     assert [r["samples_file"] for r in rows] == ["samples/posterior-jump-fixed-5.npz", "samples/posterior-jump-fixed-50.npz"]
     kept = read_graph_file(tmp_path / "ev" / rows[0]["samples_file"])

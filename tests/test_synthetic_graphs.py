@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial import Delaunay
 
 from datamodules.synthetic_graphs import SyntheticGraphDataModule, dense_graphs, make_graphs, planar_graph
-from models.measures.graph_statistics import graph_mmds, graph_scores, is_valid, mmd2, orbit_mmd2, vun
+from models.measures.graph_statistics import graph_mmds, graph_scores, is_valid, mmd2, orbit_mmd2, validity_parts, vun
 
 
 def test_a_delaunay_triangulation_has_3n_minus_3_minus_hull_edges():
@@ -43,6 +43,10 @@ def test_validity_on_hand_made_graphs():
     assert not is_valid(nx.disjoint_union(nx.complete_graph(3), nx.complete_graph(3)), "planar")  # disconnected
     assert is_valid(nx.path_graph(6), "tree") and not is_valid(nx.cycle_graph(6), "tree")
     assert not is_valid(nx.disjoint_union(nx.path_graph(3), nx.path_graph(3)), "tree")
+    assert validity_parts(nx.complete_graph(5), "planar") == {"connected": True, "planar": False}
+    assert validity_parts(nx.Graph(), "tree") == {"connected": False, "acyclic": False}
+    with pytest.raises(ValueError, match="kind='grid'"):
+        validity_parts(nx.path_graph(3), "grid")
 
 
 def test_mmd_is_zero_for_a_set_against_itself_and_positive_against_another_family():
@@ -64,7 +68,13 @@ def test_vun_counts_isomorphic_duplicates_and_training_graphs():
     relabelled = nx.relabel_nodes(nx.path_graph(5), {0: 4, 1: 3, 2: 2, 3: 1, 4: 0})
     star, star_again, cycle = nx.star_graph(4), nx.star_graph(4), nx.cycle_graph(5)
     scores = vun([relabelled, star, star_again, cycle], train, "tree")
-    assert scores == {"valid": 0.75, "unique": 0.75, "novel": 0.75, "vun": 0.25}  # only the first star is all three
+    assert scores == {"valid": 0.75, "unique": 0.75, "novel": 0.75, "vun": 0.25,  # only the first star is all three
+                      "connected": 1.0, "acyclic": 0.75}  # why the cycle is invalid: it has a cycle, not two parts
+    forest, k5, two_triangles = nx.disjoint_union(nx.path_graph(3), nx.path_graph(3)), nx.complete_graph(5), \
+        nx.disjoint_union(nx.complete_graph(3), nx.complete_graph(3))
+    assert vun([forest], train, "tree") == {"valid": 0, "unique": 1, "novel": 1, "vun": 0, "connected": 0, "acyclic": 1}
+    planar_parts = vun([k5, two_triangles, nx.complete_graph(4), nx.Graph()], train, "planar")
+    assert (planar_parts["valid"], planar_parts["connected"], planar_parts["planar"]) == (0.25, 0.5, 0.5)
     full = graph_scores(make_graphs("tree", 8, 16, 2), make_graphs("tree", 8, 16, 3), make_graphs("tree", 8, 16, 4), "tree")
     assert full["valid"] == 1 and full["samples"] == 8 and np.isfinite(full["mean_ratio"]) and np.isfinite(full["orbit_ratio"])
     assert np.isnan(full["clustering_ratio"])  # no triangles in any tree: train against test is 0

@@ -12,7 +12,9 @@
 - the ratio of each MMD^2 to that of the training graphs against the test graphs (as DeFoG reports; undefined,
   NaN, where that is 0, as clustering on trees) and their mean over the defined ones;
 - V.U.N.: valid (planar: connected and planar; tree: a tree), unique (not isomorphic to an earlier sample),
-  novel (isomorphic to no training graph), and the share that is all three.
+  novel (isomorphic to no training graph), and the share that is all three;
+- the two halves of validity apart, to say why a sample is invalid: the share `connected` (one component) and
+  the share `planar` (planar: a planar embedding exists) or `acyclic` (tree: no cycle, a forest).
 """
 
 from __future__ import annotations
@@ -116,13 +118,21 @@ def graph_mmds(generated: list[nx.Graph], reference: list[nx.Graph], kernel: str
 
 
 def is_valid(graph: nx.Graph, kind: str) -> bool:
+    """planar: connected and planar; tree: connected and acyclic (a tree); the empty graph is neither."""
+    return all(validity_parts(graph, kind).values())
+
+
+VALIDITY_PARTS = {"planar": "planar", "tree": "acyclic"}  # beside `connected`: the other half of each kind's validity
+
+
+def validity_parts(graph: nx.Graph, kind: str) -> dict[str, bool]:
+    """The two conditions a valid graph of `kind` meets, apart: valid = both (for a non-empty graph)."""
+    if kind not in VALIDITY_PARTS:
+        raise ValueError(f"kind={kind!r}; use 'planar' or 'tree'")
     if graph.number_of_nodes() == 0:
-        return False
-    if kind == "planar":
-        return nx.is_connected(graph) and nx.check_planarity(graph)[0]
-    if kind == "tree":
-        return nx.is_tree(graph)
-    raise ValueError(f"kind={kind!r}; use 'planar' or 'tree'")
+        return {"connected": False, VALIDITY_PARTS[kind]: False}
+    other = nx.check_planarity(graph)[0] if kind == "planar" else nx.is_forest(graph)
+    return {"connected": nx.is_connected(graph), VALIDITY_PARTS[kind]: other}
 
 
 class IsomorphismIndex:
@@ -147,12 +157,16 @@ class IsomorphismIndex:
 
 
 def vun(generated: list[nx.Graph], train: list[nx.Graph], kind: str) -> dict[str, float]:
-    """Shares of valid, unique (no isomorphic earlier sample), novel (no isomorphic training graph) samples, and
-    of samples that are all three (V.U.N.)."""
+    """Shares of valid, unique (no isomorphic earlier sample), novel (no isomorphic training graph) samples, of
+    samples that are all three (V.U.N.), and of the two halves of validity (`validity_parts`)."""
     training, seen = IsomorphismIndex(train), IsomorphismIndex()
     valid = unique = novel = all_three = 0
+    parts: dict[str, int] = {}
     for graph in generated:
-        is_ok = is_valid(graph, kind)
+        checks = validity_parts(graph, kind)
+        is_ok = all(checks.values())
+        for name, holds in checks.items():
+            parts[name] = parts.get(name, 0) + holds
         is_new = not seen.contains(graph)
         if is_new:
             seen.add(graph)
@@ -160,7 +174,8 @@ def vun(generated: list[nx.Graph], train: list[nx.Graph], kind: str) -> dict[str
         valid, unique, novel = valid + is_ok, unique + is_new, novel + is_novel
         all_three += is_ok and is_new and is_novel
     count = max(len(generated), 1)
-    return {"valid": valid / count, "unique": unique / count, "novel": novel / count, "vun": all_three / count}
+    return {"valid": valid / count, "unique": unique / count, "novel": novel / count, "vun": all_three / count,
+            **{name: n / count for name, n in parts.items()}}
 
 
 class GraphReference:

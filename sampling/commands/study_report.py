@@ -20,7 +20,7 @@ from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
 QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True, "nspdk_mmd": False,
            "fid": False, "kid": False, "is": True, "nll_bpd": False,
            "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
-           "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False}
+           "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True}
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
 
 

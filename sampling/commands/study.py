@@ -200,6 +200,11 @@ def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     return scores
 
 
+def train_and_evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
+    """One run's row: its arm, seed and overrides, what its training cost, and its scores."""
+    return {"arm": run.arm, "seed": run.seed, **plan.arms[run.arm], **train(run), **evaluate(plan, run)}
+
+
 KNOWN_METRICS = tuple(QUALITY)  # every metric the report knows the better direction of
 PROVENANCE = ("fid_network", "fid_label", "reference_images")  # which network scored the images, on how many
 
@@ -233,7 +238,7 @@ def run_study(plan: StudyPlan, out: Path, jobs: int = 1, config: Optional[str] =
         elapsed = time.perf_counter() - started
         left = f", about {elapsed / finished * (len(todo) - finished) / 60:.0f} min left" if finished else ""
         _announce(f"[{index}/{len(runs)}] {run.arm}, seed {run.seed} ({elapsed / 60:.1f} min elapsed{left})")
-        row = {"arm": run.arm, "seed": run.seed, **plan.arms[run.arm], **train(run), **evaluate(plan, run)}
+        row = train_and_evaluate(plan, run)
         table.append(row)
         report = write_report(out, plan, table.rows)  # after every run: an interrupted study has its report
         finished += 1

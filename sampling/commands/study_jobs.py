@@ -32,7 +32,7 @@ def run_in_process(config: str, out: str, arm: str, seed: int, threads: int) -> 
 
     from qgfd_gen.io import write_json
 
-    from .study import evaluate, train
+    from .study import train_and_evaluate
     from .study_plan import read_study
 
     plan = read_study(config)
@@ -42,8 +42,7 @@ def run_in_process(config: str, out: str, arm: str, seed: int, threads: int) -> 
     os.dup2(log, 1)  # the file descriptors, so Lightning's, rich's and C extensions' output all land there
     os.dup2(log, 2)
     torch.set_num_threads(threads)
-    row = {"arm": arm, "seed": seed, **plan.arms[arm], **train(run), **evaluate(plan, run)}
-    write_json(run.folder / ROW_FILE, row)
+    write_json(run.folder / ROW_FILE, train_and_evaluate(plan, run))
     sys.stdout.flush()
     sys.stderr.flush()
 

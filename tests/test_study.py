@@ -76,6 +76,12 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert "vanilla              seed 0: done" in plan and "3 of 4 runs still to do; at the finished runs' pace" in plan
+    from sampling.commands import study_status
+    with monkeypatch.context() as patched:  # a known pace, so the estimate's arithmetic shows
+        patched.setattr(study_status, "run_minutes", lambda out, rows: 10.0)
+        for jobs, expected in (("1", "about 30 min\n"), ("2", "about 20 min with --jobs 2"), ("3", "about 10 min")):
+            assert main(["-c", str(path), "--out", str(out), "--dry-run", "--jobs", jobs]) == 0
+            assert expected in capsys.readouterr().out, jobs  # 3 runs left, `jobs` at a time
 
     calls: list[tuple[str, int]] = []
 

@@ -273,7 +273,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_arms(plan, check_evaluation(plan, out))
     read_clean_cost(out, plan)  # a cost.json for another study or arms is refused before any training
     if args.dry_run:
-        print("\n".join(describe(plan, out)))
+        print("\n".join(describe(plan, out, args.jobs)))
         return 0
     threads = torch.get_num_threads()
     try:

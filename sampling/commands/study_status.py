@@ -32,8 +32,9 @@ def run_minutes(out: Path, rows: list[dict[str, Any]]) -> Optional[float]:
     return sum(costs) / len(costs) / 60 if costs else None
 
 
-def describe(plan: StudyPlan, out: Path) -> list[str]:
-    """The study's runs and what each still needs, from what its folder holds (nothing is written)."""
+def describe(plan: StudyPlan, out: Path, jobs: int = 1) -> list[str]:
+    """The study's runs and what each still needs, from what its folder holds (nothing is written). With `jobs`
+    runs at a time the rest takes ceil(todo / jobs) runs' time, if the machine has a core for each of them."""
     rows = StudyTable(out, plan).rows if (out / STUDY_FILE).exists() else []  # refuses another study's folder
     done = {(r["arm"], r["seed"]) for r in rows}
     runs = plan.runs(out)
@@ -50,8 +51,11 @@ def describe(plan: StudyPlan, out: Path) -> list[str]:
         lines.append(f"  {run.arm:<20} seed {run.seed}: {status:<33} ({overrides})")
     todo = sum(1 for run in runs if (run.arm, run.seed) not in done)
     pace = run_minutes(out, rows)
+    rounds = -(-todo // jobs)
     lines.append(f"{todo} of {len(runs)} runs still to do"
-                 + (f"; at the finished runs' pace ({pace:.1f} min a run) about {_duration(todo * pace)}" if pace and todo else ""))
+                 + (f"; at the finished runs' pace ({pace:.1f} min a run) about {_duration(rounds * pace)}"
+                    + (f" with --jobs {jobs} (if each run gets its share of cores, as the finished runs had)"
+                       if jobs > 1 else "") if pace and todo else ""))
     if out.is_dir():
         try:
             with folder_lock(out):

@@ -1,27 +1,17 @@
-"""LightningDataModules: where the data comes from."""
+"""LightningDataModules: where the data comes from. The names configs use (`class_path:
+datamodules.DigitsDataModule`) load on first use (`qgfd_gen.lazy`)."""
 
-from qgfd_gen.errors import DataUnavailableError
+from qgfd_gen.lazy import lazy_exports
 
-from .images import (
-    CelebADataModule,
-    CIFAR10DataModule,
-    DigitsDataModule,
-    ImageDataModule,
-    ImageFolderDataModule,
-)
-
-__all__ = [
-    "CIFAR10DataModule",
-    "CelebADataModule",
-    "DataUnavailableError",
-    "DigitsDataModule",
-    "ImageDataModule",
-    "ImageFolderDataModule",
-]
-from .graphs import collate_graphs  # noqa: E402
-from .molecules import MoleculeDataModule, QM9DataModule, SmilesDataModule, ZINC250kDataModule  # noqa: E402
-from .moses import MOSESDataModule  # noqa: E402
-from .synthetic_graphs import SyntheticGraphDataModule  # noqa: E402
-
-__all__ += ["MOSESDataModule", "MoleculeDataModule", "QM9DataModule", "SmilesDataModule", "SyntheticGraphDataModule",
-            "ZINC250kDataModule", "collate_graphs"]
+_EXPORTS = {
+    "DataUnavailableError": "qgfd_gen.errors",
+    **{name: ".images" for name in ("CelebADataModule", "CIFAR10DataModule", "DigitsDataModule", "ImageDataModule",
+                                    "ImageFolderDataModule")},
+    "collate_graphs": ".graphs",
+    **{name: ".molecules" for name in ("MoleculeDataModule", "QM9DataModule", "SmilesDataModule",
+                                       "ZINC250kDataModule")},
+    "MOSESDataModule": ".moses",
+    "SyntheticGraphDataModule": ".synthetic_graphs",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,22 +1,30 @@
 """Networks, diffusion processes, measures and LightningModules: what is trained and how it samples.
 
 The names configs use (`class_path: models.ImageDiffusion`, `models.SampleGridCallback`, ...) are re-exported
-here from the subpackages, one layer each: networks, measures (layer 1), processes (2), training (3)."""
+here from the subpackages, one layer each: networks, measures (layer 1), processes (2), training (3). They load
+on first use (`qgfd_gen.lazy`)."""
 
-from .networks.graph_transformer import GraphTransformerConfig
-from .networks.unet import UNetConfig
-from .processes.gaussian_diffusion import GaussianDiffusion, NoiseSchedule
-from .processes.graph_diffusion import GraphDiffusion
-from .training.callbacks import SampleGridCallback
-from .training.diagnostics import TrainingDiagnostics
-from .training.graph_generation import GraphGeneration, GraphSamples
-from .training.image_diffusion import ImageDiffusion, SampleResult
-from .training.molecule_diffusion import MoleculeDiffusion, MoleculeSamples
-from .training.optimization import OptimizerConfig
-from .training.pipeline import export_pipeline, load_pipeline
-from .training.predict import SampleWriter
-from .training.quality import SampleQualityCallback
+from qgfd_gen.lazy import lazy_exports
 
-__all__ = ["GaussianDiffusion", "GraphDiffusion", "GraphGeneration", "GraphSamples", "GraphTransformerConfig", "ImageDiffusion", "MoleculeDiffusion",
-           "MoleculeSamples", "NoiseSchedule", "OptimizerConfig", "SampleGridCallback", "SampleQualityCallback",
-           "SampleResult", "SampleWriter", "TrainingDiagnostics", "UNetConfig", "export_pipeline", "load_pipeline"]
+_EXPORTS = {
+    "GraphTransformerConfig": ".networks.graph_transformer",
+    "UNetConfig": ".networks.unet",
+    "GaussianDiffusion": ".processes.gaussian_diffusion",
+    "NoiseSchedule": ".processes.gaussian_diffusion",
+    "GraphDiffusion": ".processes.graph_diffusion",
+    "SampleGridCallback": ".training.callbacks",
+    "TrainingDiagnostics": ".training.diagnostics",
+    "GraphGeneration": ".training.graph_generation",
+    "GraphSamples": ".training.graph_generation",
+    "ImageDiffusion": ".training.image_diffusion",
+    "SampleResult": ".training.image_diffusion",
+    "MoleculeDiffusion": ".training.molecule_diffusion",
+    "MoleculeSamples": ".training.molecule_diffusion",
+    "OptimizerConfig": ".training.optimization",
+    "export_pipeline": ".training.pipeline",
+    "load_pipeline": ".training.pipeline",
+    "SampleWriter": ".training.predict",
+    "SampleQualityCallback": ".training.quality",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -22,6 +22,8 @@ FOLDERS = {
     "models/training": 3,  # LightningModules, callbacks, loading, export
     "models": 3,  # the names configs use, re-exported from training
     "sampling": 4,  # after training: sweeps, results folders, several processes, evaluations
+    "sampling/studies": 4,  # the study engine: plan, runs, jobs, table, report
+    "sampling/benchmarks": 4,  # the benchmark suites
     COMMANDS: 5,  # every console entry point
 }
 
@@ -89,6 +91,52 @@ def room_edges(top_level: bool) -> set[tuple[str, str]]:
             if a != b and not b.startswith(a + "/"):  # a package may re-export from its own subfolders
                 edges.add((a, b))
     return edges
+
+
+def module_cycles() -> list[list[str]]:
+    """Every circle of module imports (function-local imports count): the strongly connected components of the
+    import graph with more than one module, or a module importing itself."""
+    graph = {module: sorted({target if target in modules() else folder_module(target) for _, target in
+                             imported(module, path)} - {None}) for module, path in modules().items()}
+    index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, []):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                component.append(item)
+                if item == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def folder_module(name: str):
+    """The module an imported name lives in (`models.ImageDiffusion` -> `models`), or None outside the project."""
+    while name and name not in modules():
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def test_no_module_imports_itself_through_others():
+    assert not module_cycles(), f"import circles: {module_cycles()}"
 
 
 @pytest.mark.parametrize("top_level", [False, True], ids=["folders", "top-folders"])

@@ -9,8 +9,8 @@ import torch
 from conftest import TINY_UNET
 from models import UNetConfig
 from sampling.commands.bench import main as bench_main
-from sampling.commands.bench_gpu import GPU_CONFIGS
-from sampling.commands.bench_unet import unet_ratios, unet_suite
+from sampling.benchmarks.gpu import GPU_CONFIGS
+from sampling.benchmarks.unet import unet_ratios, unet_suite
 
 
 def test_operator_suite_writes_rows_with_ratios(tmp_path):
@@ -28,7 +28,7 @@ def test_operator_suite_writes_rows_with_ratios(tmp_path):
 
 def test_molecule_suite_times_both_alphas_and_reports_ratios():
     from models import GraphTransformerConfig
-    from sampling.commands.bench_molecules import molecule_ratios, molecule_suite
+    from sampling.benchmarks.molecules import molecule_ratios, molecule_suite
 
     rows = molecule_suite(["qm9"], batch=4, num=2, steps=2, repeats=1, progress=lambda text: None,
                           network=GraphTransformerConfig(node_dim=16, edge_dim=8, layers=1, heads=2))
@@ -126,7 +126,7 @@ def test_gpu_suite_trains_images_on_the_data_set_where_it_is(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from sampling.commands.bench_gpu import build_model, load_config, training_inputs
+    from sampling.benchmarks.gpu import build_model, load_config, training_inputs
 
     rng = np.random.default_rng(0)
     for i in range(12):
@@ -145,7 +145,7 @@ def test_gpu_suite_trains_images_on_the_data_set_where_it_is(tmp_path):
 
 def test_structure_suite_times_every_study_arm_against_vanilla():
     from models import GraphTransformerConfig
-    from sampling.commands.bench_structure import STRUCTURE_ARMS, structure_ratios, structure_suite
+    from sampling.benchmarks.structure import STRUCTURE_ARMS, structure_ratios, structure_suite
 
     rows = structure_suite(batch=2, repeats=1, progress=lambda text: None,
                            network=GraphTransformerConfig(node_dim=16, edge_dim=8, layers=1, heads=2))
@@ -173,8 +173,8 @@ def test_structure_suite_times_a_graph_studys_arms_on_its_own_data(tmp_path, mon
     assert [(r["arm"], r["batch"], r["study"]) for r in data["rows"]] == [("plain", 4, "tiny-planar"), ("rrwp", 4, "tiny-planar")]
     assert data["rows"][0]["step_ratio_vs_vanilla"] == 1.0 and data["rows"][1]["train_step_ms"] > 0
     assert list(data["meta"]["ratios"]) == ["structure_step_rrwp_vs_plain"]
-    from sampling.commands.study_cost import read_clean_cost
-    from sampling.commands.study_plan import read_study
+    from sampling.studies.cost import read_clean_cost
+    from sampling.studies.plan import read_study
 
     (tmp_path / "out").mkdir()  # the study's folder: its report judges the cost on this file
     (tmp_path / "out" / "cost.json").write_text((tmp_path / "s.json").read_text())

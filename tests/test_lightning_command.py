@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import CONFIGS
 from datamodules import DataUnavailableError, ImageFolderDataModule
 from models import GraphGeneration, ImageDiffusion, MoleculeDiffusion, SampleQualityCallback
-from sampling.commands.lightning import main, run_cli
+from sampling.commands.lightning import main
+from models.training.cli import run_cli
 
 IMAGE_CONFIGS = ["digits", "cifar", "cifar-vanilla", "cifar-cpu", "celeba"]
 MOLECULE_CONFIGS = ["qm9-cpu", "qm9", "zinc"]

@@ -15,7 +15,7 @@ from datamodules.smiles_files import read_smiles_file
 from molecule_cases import ZINC_LIKE
 from models import GraphTransformerConfig, MoleculeDiffusion, OptimizerConfig
 from qgfd_gen.attention import QGFDConfig
-from sampling.commands.lightning import run_cli
+from models.training.cli import run_cli
 
 SLICE = Path(__file__).resolve().parent / "data" / "moses"
 CHARGED = ZINC_LIKE + ["C[NH3+]", "CC(=O)[O-]"]  # [NH3+], [O-], a nitro group, [S-] ...

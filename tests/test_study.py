@@ -13,11 +13,11 @@ import yaml
 
 from conftest import TINY_UNET
 from qgfd_gen.provenance import code_version
-from sampling.commands import study as study_command
+from sampling.studies import runs as study_runs
 from sampling.commands.study import main
-from sampling.commands.study_plan import read_study
-from sampling.commands.study_plots import loss_curve
-from sampling.commands.study_report import paired_interval
+from sampling.studies.plan import read_study
+from sampling.studies.curves import loss_curve
+from sampling.studies.report import paired_interval
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     plan = capsys.readouterr().out
     assert not out.exists() and plan.count(": to train") == 4 and "4 of 4 runs still to do" in plan
     trained: list[tuple[str, int]] = []
-    real_train = study_command.train
+    real_train = study_runs.train
 
     def train_then_stop(run):
         if trained:  # the second run: interrupted as by Ctrl+C, after the first run finished
@@ -61,7 +61,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
         trained.append((run.arm, run.seed))
         return real_train(run)
 
-    monkeypatch.setattr(study_command, "train", train_then_stop)
+    monkeypatch.setattr(study_runs, "train", train_then_stop)
     with pytest.raises(KeyboardInterrupt):
         main(["-c", str(path), "--out", str(out)])
     first = out / "runs" / "vanilla" / "seed0" / "final.ckpt"
@@ -76,7 +76,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
     assert main(["-c", str(path), "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert "vanilla              seed 0: done" in plan and "3 of 4 runs still to do; at the finished runs' pace" in plan
-    from sampling.commands import study_status
+    from sampling.studies import status as study_status
     with monkeypatch.context() as patched:  # a known pace, so the estimate's arithmetic shows
         patched.setattr(study_status, "run_minutes", lambda out, rows: 10.0)
         for jobs, expected in (("1", "about 30 min\n"), ("2", "about 20 min with --jobs 2"), ("3", "about 10 min")):
@@ -89,7 +89,7 @@ def test_a_study_writes_rows_table_and_plots_and_resumes_after_an_interruption(t
         calls.append((run.arm, run.seed))
         return real_train(run)
 
-    monkeypatch.setattr(study_command, "train", counting_train)
+    monkeypatch.setattr(study_runs, "train", counting_train)
     assert main(["-c", str(path), "--out", str(out)]) == 0
     assert calls == [("qgfd", 0), ("vanilla", 1), ("qgfd", 1)]  # the finished run is not retrained
     assert first.stat().st_mtime_ns == stamp
@@ -191,17 +191,17 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
     run = plan.runs(tmp_path / "out")[0]
     run.config["trainer"]["callbacks"].append({"class_path": "conftest.StopAtStep", "init_args": {"step": 3}})
     with pytest.raises(RuntimeError, match="stopped at step 3"):
-        study_command.train(run)
+        study_runs.train(run)
     assert (run.folder / "checkpoints" / "last.ckpt").exists() and not (run.folder / "final.ckpt").exists()
     run.config["trainer"]["callbacks"].pop()
-    record = study_command.train(run)
+    record = study_runs.train(run)
     assert record["resumed"] is True and record["steps"] == 6
     attempts = json.loads((run.folder / "attempts.json").read_text())
     assert [a["resumed"] for a in attempts] == [False, True] and record["code"] == code_version()
     steps = [step for step, _ in loss_curve(run.folder)]
     assert steps[0] < 3 and steps[-1] == 5  # the curve spans both attempts (Lightning logs step indices from 0)
     straight = plan.runs(tmp_path / "straight")[0]
-    assert study_command.train(straight)["resumed"] is False
+    assert study_runs.train(straight)["resumed"] is False
     resumed_weights = torch.load(run.folder / "final.ckpt", weights_only=True)["state_dict"]
     straight_weights = torch.load(straight.folder / "final.ckpt", weights_only=True)["state_dict"]
     for name, value in straight_weights.items():  # same batches, timesteps and noise as the uninterrupted run
@@ -209,7 +209,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
 
 
 def test_the_report_names_the_image_network_and_labels_small_sample_fid():
-    from sampling.commands.study_notes import network_note
+    from sampling.studies.notes import network_note
 
     rows = [{"arm": a, "seed": s, "fid": 30.0 + s, "fid_network": "inception-2015-12-05-pool3-a16e4d89c0ec",
              "fid_label": "FID@1000", "reference_images": 1000} for a in ("vanilla", "qgfd") for s in (0, 1)]
@@ -262,8 +262,8 @@ def test_a_graph_study_reports_vun_and_the_mmds_and_a_dropped_run_trains_again(t
 
 
 def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_time(tmp_path):
-    from sampling.commands.study_plan import StudyGoal, StudyPlan
-    from sampling.commands.study_report import goal_section
+    from sampling.studies.plan import StudyGoal, StudyPlan
+    from sampling.studies.report import goal_section
 
     arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}, "qgfd-slow": {}}
     plan = StudyPlan(name="g", base=tmp_path, seeds=[0, 1, 2], budget={"steps": 1}, arms=arms, baseline="vanilla",
@@ -291,8 +291,8 @@ def test_the_goal_section_gives_a_plain_verdict_from_the_intervals_and_the_step_
 
 
 def test_the_goal_judges_the_step_time_on_the_cost_timed_apart_when_the_study_has_one(tmp_path):
-    from sampling.commands.study_plan import StudyGoal, StudyPlan
-    from sampling.commands.study_report import write_report
+    from sampling.studies.plan import StudyGoal, StudyPlan
+    from sampling.studies.report import write_report
 
     arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}}
     plan = StudyPlan(name="g", base=tmp_path, seeds=[0, 1, 2], budget={"steps": 1}, arms=arms, baseline="vanilla",
@@ -325,8 +325,8 @@ def test_the_goal_judges_the_step_time_on_the_cost_timed_apart_when_the_study_ha
 ])
 def test_a_cost_file_for_another_study_or_missing_an_arm_is_refused_plainly(tmp_path, change, message):
     from qgfd_gen.errors import UsageError
-    from sampling.commands.study_plan import StudyPlan
-    from sampling.commands.study_report import write_report
+    from sampling.studies.plan import StudyPlan
+    from sampling.studies.report import write_report
 
     plan = StudyPlan(name="g", base=tmp_path, seeds=[0], budget={"steps": 1},
                      arms={"vanilla": {}, "rrwp": {}, "qgfd": {}}, baseline="vanilla")
@@ -367,8 +367,8 @@ def test_a_bad_goal_is_refused_naming_it(tmp_path, goal, message):
 
 
 def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_claiming_an_interval(tmp_path):
-    from sampling.commands.study_plan import StudyPlan
-    from sampling.commands.study_report import write_report
+    from sampling.studies.plan import StudyPlan
+    from sampling.studies.report import write_report
 
     arms = {"vanilla": {}, "rrwp": {}, "qgfd": {}}
     plan = StudyPlan(name="p", base=tmp_path, seeds=[0], budget={"steps": 1}, arms=arms, baseline="vanilla",
@@ -392,7 +392,7 @@ def test_a_one_seed_pilot_shows_single_differences_and_ranks_the_arms_without_cl
 
 
 def test_the_report_says_which_code_trained_which_runs():
-    from sampling.commands.study_notes import code_note
+    from sampling.studies.notes import code_note
 
     rows = [{"arm": "vanilla", "seed": 0, "code": "aaa"}, {"arm": "rrwp", "seed": 0, "code": "aaa + bbb"},
             {"arm": "vanilla", "seed": 1}]
@@ -403,7 +403,7 @@ def test_the_report_says_which_code_trained_which_runs():
 
 
 def test_the_report_says_how_many_torch_threads_trained_the_runs():
-    from sampling.commands.study_notes import threads_note
+    from sampling.studies.notes import threads_note
 
     rows = [{"arm": "vanilla", "seed": 0, "torch_threads": 2}, {"arm": "rrwp", "seed": 0, "torch_threads": 2}]
     assert threads_note(rows) == " Runs trained with 2 torch threads: 2 of 2."
@@ -423,6 +423,6 @@ def test_a_bad_thread_count_is_refused_naming_it(capsys):
 def test_the_pace_counts_a_resumed_run_by_its_steps(tmp_path):
     fresh = {"arm": "a", "seed": 0, "train_seconds": 600.0, "seconds_per_step": 0.1, "steps": 5000}
     resumed = {"arm": "a", "seed": 1, "train_seconds": 60.0, "seconds_per_step": 0.1, "steps": 5000}  # last attempt
-    from sampling.commands.study_status import run_minutes
+    from sampling.studies.status import run_minutes
 
     assert run_minutes(tmp_path, [fresh, resumed]) == pytest.approx((600 + 500) / 2 / 60)

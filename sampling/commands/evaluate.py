@@ -22,25 +22,16 @@ import argparse
 import sys
 from typing import Optional
 
-from models.processes.adaptive_sampler import AdaptiveSettings
-from datamodules.synthetic_graphs import KINDS
-from models.processes.gaussian_diffusion import SAMPLERS
-from models.processes.graph_diffusion import CHAIN_SAMPLER
 from qgfd_gen.errors import UsageError, command
-from sampling.evaluate_graphs import KERNELS, evaluate_graphs, score_graph_file
-from sampling.evaluate_images import IMAGE_METRICS, evaluate_images
-from sampling.evaluate_molecules import evaluate_molecules, evaluate_smiles_file
-from sampling.score_image_files import score_image_files
-from sampling.settings import (GraphEvaluation, GraphFileScoring, ImageEvaluation, ImageFileScoring, MoleculeEvaluation,
-                               SmilesFileScoring, SweepSettings)
 
 from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
-
 
 FILE_METRICS = ("fid", "kid", "is")  # of image files: no model, so no NLL
 
 
 def sampler_list(text: str) -> list[str]:
+    from models.processes.gaussian_diffusion import SAMPLERS
+
     samplers = [m.strip().lower() for m in text.split(",") if m.strip()]
     unknown = [m for m in samplers if m not in SAMPLERS]
     if unknown or not samplers:
@@ -49,6 +40,8 @@ def sampler_list(text: str) -> list[str]:
 
 
 def metric_list(text: str) -> list[str]:
+    from sampling.evaluation_options import IMAGE_METRICS
+
     metrics = [m.strip().lower() for m in text.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in IMAGE_METRICS]
     if unknown or not metrics:
@@ -58,7 +51,7 @@ def metric_list(text: str) -> list[str]:
 
 def _sweep_options(parser: argparse.ArgumentParser, steps_default: str) -> None:
     parser.add_argument("--num-samples", type=positive_int, default=1000)
-    parser.add_argument("--steps", type=int_list, default=int_list(steps_default), help="sampler steps to sweep")
+    parser.add_argument("--steps", type=int_list, default=None, help=f"sampler steps to sweep (default {steps_default})")
     parser.add_argument("--qgfd-tol", type=float_list, default=[], help="QGFD iteration tolerances to sweep")
     parser.add_argument("--qgfd-max-iterations", type=positive_int, default=None,
                         help="at most this many QGFD iterations with --qgfd-tol")
@@ -78,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--ckpt", default=None)
     _sweep_options(images, "10,20,50,100")
     images.add_argument("--metrics", type=metric_list, default=None,
-                        help=f"default {','.join(IMAGE_METRICS)} (with --samples: {','.join(FILE_METRICS)})")
+                        help=f"default fid,kid,is,nll (with --samples: {','.join(FILE_METRICS)})")
     images.add_argument("--sampler", type=sampler_list, default=["ddim"],
-                        help=f"one or more of {','.join(SAMPLERS)} (comma-separated): each is swept")
-    images.add_argument("--rtol", type=float_list, default=[AdaptiveSettings.rtol],
-                        help=f"adaptive sampler: relative tolerances to sweep (default {AdaptiveSettings.rtol})")
-    images.add_argument("--atol", type=float_list, default=[AdaptiveSettings.atol],
-                        help=f"adaptive sampler: absolute tolerances to sweep, [-1, 1] units (default {AdaptiveSettings.atol})")
+                        help="one or more of ddpm,ddim,dpm++,dpm++-unclipped,adaptive (comma-separated): each is swept")
+    images.add_argument("--rtol", type=float_list, default=None,
+                        help="adaptive sampler: relative tolerances to sweep (default: AdaptiveSettings.rtol, 0.1)")
+    images.add_argument("--atol", type=float_list, default=None,
+                        help="adaptive sampler: absolute tolerances to sweep, [-1, 1] units (default: AdaptiveSettings.atol, 0.0078)")
     add_end_log_snr_option(images)
     images.add_argument("--exit-levels", "--exit-tol", dest="exits", type=float_list, default=[],
                         help="per-image early exit: 8-bit levels the image may still move (sweeps each; 4 costs no FID "
@@ -131,34 +124,47 @@ def add_graph_parser(sub: argparse._SubParsersAction) -> None:
     graphs.add_argument("--exit-share", "--exit-tol", dest="exits", type=float_list, default=[],
                         help="per-graph early exit: the share of the chain's timesteps (0..1] over which the predicted "
                              "graph must stay the same valid graph (sweeps each)")
-    graphs.add_argument("--kernel", choices=KERNELS, default="tv",
+    graphs.add_argument("--kernel", choices=("tv", "emd"), default="tv",
                         help="MMD kernel: Gaussian total variation (SPECTRE, DeFoG) or Gaussian EMD (GraphRNN)")
     graphs.add_argument("--samples", default=None,
                         help="score this file instead of sampling: .npz of adjacency matrices, or text edge lists")
-    graphs.add_argument("--benchmark", default=None, help=f"with --samples: {' or '.join(KINDS)}, the graphs to compare with")
+    graphs.add_argument("--benchmark", default=None, help="with --samples: planar or tree, the graphs to compare with")
     graphs.add_argument("--graph-size", type=positive_int, default=64, help="with --samples: the benchmark's nodes per graph")
     graphs.add_argument("--json", default=None, help="where to write the scores of --samples")
 
 
-def sweep_from_options(args: argparse.Namespace, samplers: list[str]) -> SweepSettings:
-    """The parsed options of a sweep, as the evaluations take them."""
+def sweep_from_options(args: argparse.Namespace, samplers: list[str]) -> "SweepSettings":
+    """The parsed options of a sweep, as the evaluations take them (the defaults of an option not given are
+    `sampling.evaluation_options`', which a study's `evaluate:` block shares)."""
+    from models.processes.adaptive_sampler import AdaptiveSettings
+    from sampling.evaluation_options import DEFAULT_STEPS
+    from sampling.settings import SweepSettings
+
+    if args.kind == "images":
+        args.rtol = args.rtol or [AdaptiveSettings.rtol]
+        args.atol = args.atol or [AdaptiveSettings.atol]
     return SweepSettings(
-        checkpoint=str(args.ckpt), out=args.out, samplers=tuple(samplers), steps=tuple(args.steps),
+        checkpoint=str(args.ckpt), out=args.out, samplers=tuple(samplers), steps=tuple(args.steps or DEFAULT_STEPS[args.kind]),
         num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size, qgfd_tol=tuple(args.qgfd_tol),
         qgfd_max_iterations=args.qgfd_max_iterations, exits=tuple(args.exits), rtol=tuple(getattr(args, "rtol", ())),
         atol=tuple(getattr(args, "atol", ())), end_log_snr=getattr(args, "end_log_snr", None), data_dir=args.data_dir,
         device=args.device, devices=args.devices, num_nodes=args.num_nodes)
 
 
-def image_evaluation(args: argparse.Namespace) -> ImageEvaluation:
+def image_evaluation(args: argparse.Namespace) -> "ImageEvaluation":
+    from sampling.evaluation_options import IMAGE_METRICS
+    from sampling.settings import ImageEvaluation
+
     return ImageEvaluation(sweep_from_options(args, args.sampler), metrics=tuple(args.metrics or IMAGE_METRICS), eta=args.eta,
                            inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,
                            nll_images=args.nll_images, nll_timesteps=args.nll_timesteps,
                            reference_images=args.reference_images)
 
 
-def image_file_scoring(args: argparse.Namespace) -> ImageFileScoring:
+def image_file_scoring(args: argparse.Namespace) -> "ImageFileScoring":
     """--samples with --reference, refusing the options that only a checkpoint's sweep takes."""
+    from sampling.settings import ImageFileScoring
+
     if not (args.samples and args.reference):
         raise UsageError(f"--samples and --reference go together (got only --{'samples' if args.samples else 'reference'})")
     if args.ckpt:
@@ -173,6 +179,16 @@ def image_file_scoring(args: argparse.Namespace) -> ImageFileScoring:
 
 def run_evaluation(args: argparse.Namespace) -> int:
     """qgfd-eval's parsed options, run: an image, molecule or graph sweep, or a file of samples scored."""
+    from models.processes.graph_diffusion import CHAIN_SAMPLER
+    from sampling.settings import GraphEvaluation, GraphFileScoring, MoleculeEvaluation, SmilesFileScoring
+
+    if args.kind == "images":
+        from sampling.evaluate_images import evaluate_images
+        from sampling.score_image_files import score_image_files
+    elif args.kind == "graphs":
+        from sampling.evaluate_graphs import evaluate_graphs, score_graph_file
+    else:
+        from sampling.evaluate_molecules import evaluate_molecules, evaluate_smiles_file
     if args.kind == "images":
         if args.samples or args.reference:
             return score_image_files(image_file_scoring(args))
@@ -184,7 +200,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
             if args.ckpt:
                 raise UsageError("--ckpt samples a model; --samples scores graphs already made: give one of them")
             if not args.benchmark:
-                raise UsageError(f"--samples needs --benchmark {'|'.join(KINDS)}: the graphs they are compared with")
+                raise UsageError("--samples needs --benchmark planar|tree: the graphs they are compared with")
             return score_graph_file(GraphFileScoring(args.samples, args.benchmark, args.json, num_nodes=args.graph_size,
                                                      seed=args.seed, kernel=args.kernel))
         if not args.ckpt:

@@ -12,9 +12,7 @@ import argparse
 import sys
 from typing import Optional
 
-from qgfd_gen.checkpoints import check_file
 from qgfd_gen.errors import command
-from qgfd_gen.io import check_outputs, file_digest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from qgfd_gen.checkpoints import check_file
+    from qgfd_gen.io import check_outputs, file_digest
+
     check_outputs({"--out": args.out}, {"--ckpt": args.ckpt}, folders=("--out",))
     check_file(args.ckpt, "images", hint="a {found} model has no diffusers pipeline form; qgfd-export takes image models")
     from models.training.loading import load_model

@@ -6,8 +6,6 @@ import argparse
 import math
 from typing import Callable
 
-import torch
-
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=positive_int, default=1,
@@ -74,6 +72,8 @@ def float_list(text: str) -> list[float]:
 
 def device(text: str) -> str:
     """A torch device that exists here: cpu, cuda, cuda:1, mps."""
+    import torch
+
     try:
         chosen = torch.device(text)
     except RuntimeError:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from qgfd_gen.errors import UsageError
 
-from .study_plan import Run, StudyPlan
+from .plan import Run, StudyPlan
 
 ROW_FILE = "row.json"  # a finished run's row, from its process to the study's; removed once in the table
 LOG_FILE = "study.log"
@@ -32,8 +32,8 @@ def run_in_process(config: str, out: str, arm: str, seed: int, threads: int) -> 
 
     from qgfd_gen.io import write_json
 
-    from .study import train_and_evaluate
-    from .study_plan import read_study
+    from .runs import train_and_evaluate
+    from .plan import read_study
 
     plan = read_study(config)
     run = next(r for r in plan.runs(Path(out)) if (r.arm, r.seed) == (arm, seed))

@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 from qgfd_gen.io import write_text
 
-from .study_notes import code_note, network_note, threads_note
-from .study_cost import COST_FILE, CleanCost, cost_section, read_clean_cost
-from .study_plan import StudyPlan
-from .study_plots import plot_cost, plot_losses, plot_quality, plot_residuals
+from .notes import code_note, network_note, threads_note
+from .cost import COST_FILE, CleanCost, cost_section, read_clean_cost
+from .plan import StudyPlan
+from .plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
 # metric -> True when higher is better
 QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True, "nspdk_mmd": False,

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from qgfd_gen.errors import QGFDError
 
-from .bench_molecules import random_molecules, set_uniform_statistics
+from .molecules import random_molecules, set_uniform_statistics
 
 INPUTS = ("each config's data set where it is on this machine (downloads off), else random tensors of its shapes; "
           "every train row's `inputs` says which")

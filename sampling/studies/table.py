@@ -10,7 +10,7 @@ from typing import Any
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import write_csv, write_json
 
-from .study_plan import StudyPlan
+from .plan import StudyPlan
 
 STUDY_FILE = "study.json"
 

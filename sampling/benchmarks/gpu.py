@@ -29,7 +29,7 @@ import yaml
 from qgfd_gen.errors import QGFDError
 from qgfd_gen.memory import MemoryTracker
 
-from .bench_gpu_inputs import RANDOM_INPUTS, training_inputs
+from .gpu_inputs import RANDOM_INPUTS, training_inputs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar", "celeba", "qm9", "zinc", "moses", "planar", "tree")  # cifar-vanilla is cifar's vanilla arm
@@ -100,7 +100,7 @@ class StepRecorder(L.Callback):
 def precision_for(device: str) -> str:
     """What `lightning fit` picks on a GPU (sampling.commands.lightning.default_precision); on the CPU (--tiny)
     bf16 mixed precision, so that the tiny run goes through autocast as a GPU run does."""
-    from .lightning import default_precision
+    from models.training.cli import default_precision
 
     return default_precision() if device == "cuda" else "bf16-mixed"
 

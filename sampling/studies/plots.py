@@ -3,7 +3,6 @@ against iteration per layer. Each returns the PNG it wrote, or None when there i
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import statistics
@@ -12,7 +11,8 @@ from typing import Any, Optional
 
 from qgfd_gen.io import atomic_path
 
-from .study_plan import StudyPlan
+from .curves import loss_curve
+from .plan import StudyPlan
 
 COST_LABELS = {"seconds_per_step": "seconds per training step", "step_memory_mb": "memory of a training step (MiB)"}
 
@@ -83,17 +83,6 @@ def plot_quality(out: Path, plan: StudyPlan, rows: list[dict[str, Any]], columns
     fig.suptitle(f"{plan.name}: mean ± sd over seeds, grey dots the seeds, blue the baseline", fontsize=9)
     fig.tight_layout()
     return _save(fig, out / "quality.png")
-
-
-def loss_curve(folder: Path, column: str = "train/loss") -> list[tuple[int, float]]:
-    """(step, value) from every CSVLogger version of a run (a resumed run continues in a new version)."""
-    points: dict[int, float] = {}
-    for metrics in sorted((folder / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
-        with open(metrics, newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row.get(column) not in (None, "") and row.get("step") not in (None, ""):
-                    points[int(row["step"])] = float(row[column])
-    return sorted(points.items())
 
 
 def plot_losses(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Optional[Path]:

@@ -16,8 +16,8 @@ from models import GraphTransformerConfig
 from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.errors import UsageError
 
-from .bench_gpu_inputs import config_datamodule
-from .bench_molecules import timing_model, train_step, train_step_on
+from .gpu_inputs import config_datamodule
+from .molecules import timing_model, train_step, train_step_on
 from .timing import interleaved_median_ms
 
 # arm -> (network switches, QGFD settings): the arms of configs/studies/moses-pilot.yaml and moses-cpu.yaml
@@ -50,7 +50,7 @@ def structure_suite(batch: int, repeats: int, progress: Callable[[str], None],
 def study_suite(study: str, repeats: int, progress: Callable[[str], None]) -> list[dict]:
     """Every arm of a graph study (molecules or synthetic graphs) timed in turn on the same batch of the base
     config's data, the chain's noise limit from that data (molecule sets capped as the gpu suite caps them)."""
-    from .study_plan import read_study
+    from sampling.studies.plan import read_study
 
     plan = read_study(study)
     if plan.kind not in ("molecules", "graphs"):

@@ -10,8 +10,8 @@ from typing import Any, Optional
 from qgfd_gen.errors import UsageError
 from qgfd_gen.locks import folder_lock
 
-from .study_plan import StudyPlan
-from .study_table import STUDY_FILE, StudyTable
+from .plan import StudyPlan
+from .table import STUDY_FILE, StudyTable
 
 
 def _duration(minutes: float) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from qgfd_gen.errors import UsageError
 
-from .study_plan import StudyPlan
+from .plan import StudyPlan
 
 COST_FILE = "cost.json"
 

@@ -94,12 +94,30 @@ def make_transition(config: QGFDConfig, grid_shape: Optional[tuple[int, int]] = 
 
 
 class QGFDAttention(nn.Module):
-    """Multi-head self-attention with QGFD: projections, heads, and a per-layer alpha.
+    """Multi-head self-attention with QGFD: projections, heads, and a per-layer alpha (fixed, learnable or
+    damped over depth, as `config.alpha_mode` says).
 
-    forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None, attn_bias=None, alpha_scale=None):
-    `transition` overrides the configured one (molecules pass their bond graph); grid_shape is (H, W)
-    for the grid; attn_bias [B, heads, N, N] is added to the attention scores; alpha_scale [B] in [0, 1]
-    multiplies the layer's alpha per sample (a model that knows how much its graph can be trusted)."""
+    Args:
+        dim: the token width.
+        heads: attention heads.
+        dim_head: width per head (default dim / heads).
+        config: QGFD's settings (`QGFDConfig`); None: the defaults.
+        layer_index: the layer's depth, for `alpha_mode: damped` (a_l = a_0 gamma^l).
+
+    Raises:
+        ValueError: dim not divisible by heads without dim_head, or a config value out of range.
+
+    `forward(x [B, N, dim], transition=None, key_padding_mask=None, grid_shape=None, attn_bias=None,
+    alpha_scale=None)`: `transition` overrides the configured one (molecules pass their bond graph); grid_shape is
+    (H, W) for the grid; attn_bias [B, heads, N, N] is added to the attention scores; alpha_scale [B] in [0, 1]
+    multiplies the layer's alpha per sample (a model that knows how much its graph can be trusted).
+
+    Example:
+        >>> import torch
+        >>> layer = QGFDAttention(16, heads=2, config=QGFDConfig(alpha=0.5, iterations=3, transition="grid"))
+        >>> layer(torch.randn(2, 9, 16), grid_shape=(3, 3)).shape
+        torch.Size([2, 9, 16])
+    """
 
     def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None, layer_index: int = 0):
         super().__init__()

@@ -171,15 +171,49 @@ def diffuse_values(
 
 def qgfd_attention(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition, Tensor], *, alpha: Alpha,
                    iterations: int, tol: Optional[float] = None, key_padding_mask: Optional[Tensor] = None,
-                   attn_bias: Optional[Tensor] = None, return_stats: bool = False, trace: bool = False):
-    """QGFD attention, fast exact form. q [B, H, Lq, d]; k, v [B, H, N, d].
+                   attn_bias: Optional[Tensor] = None, return_stats: bool = False,
+                   trace: bool = False) -> Union[Tensor, tuple[Tensor, "QGFDStats"]]:
+    """QGFD attention in its fast exact form: the values diffuse over the key graph, then one fused SDPA.
 
-    transition: a Transition object or a dense row-stochastic [N, N] / [B, N, N] / [B, H, N, N] tensor.
-    alpha in [0, 1) (float, or a tensor of shape [], [H] or [B, H]); iterations >= 0; tol > 0 stops each
-    sample early. key_padding_mask [B, N] bool, True = padded key. attn_bias: an additive score bias
-    broadcastable to [B, H, Lq, N] (edge features, say): p0 = softmax(q k^T / sqrt d + bias); the value
-    form is exact for any p0. A sample whose keys are all padded gets zeros. Returns out [B, H, Lq, d_v]
-    (and QGFDStats with return_stats=True; trace=True adds every iteration's residual to it)."""
+    With p0 = softmax(q k^T / sqrt d + bias) and p_{t+1} = (1 - a) p0 + a p_t P, the output p_T v equals
+    softmax(q k^T / sqrt d + bias) H_T with H_0 = v, H_{t+1} = (1 - a) v + a P H_t, exactly, for every T. Why:
+    the [Lq, N] weights are never formed, so the fused attention kernels apply and memory stays that of SDPA.
+
+    Args:
+        q: queries [B, H, Lq, d].
+        k: keys [B, H, N, d].
+        v: values [B, H, N, d_v].
+        transition: a `Transition` (grid, adjacency, knn, dense) or a dense row-stochastic tensor [N, N],
+            [B, N, N] or [B, H, N, N].
+        alpha: QGFD's weight a in [0, 1): a float, or a tensor of shape [], [H] or [B, H]. 0 is plain attention.
+        iterations: T >= 0 diffusion iterations. 0 is plain attention.
+        tol: when given (> 0), each sample stops once max |H_{t+1} - H_t| < tol (at most `iterations`).
+        key_padding_mask: [B, N] bool, True for a padded key: kept out of the attention and the diffusion. A
+            sample whose keys are all padded gets zeros.
+        attn_bias: an additive score bias broadcastable to [B, H, Lq, N] (edge features, say).
+        return_stats: also return a `QGFDStats` (iterations used and final residual per sample).
+        trace: with return_stats, keep every iteration's residual in the stats.
+
+    Returns:
+        out [B, H, Lq, d_v], or (out, stats) with return_stats=True.
+
+    Raises:
+        ValueError: alpha outside [0, 1), negative iterations, a non-positive tol, or shapes that do not match,
+            each named.
+
+    Example:
+        >>> import torch
+        >>> from qgfd_gen import GridTransition, qgfd_attention, qgfd_reference
+        >>> q, k, v = torch.randn(3, 2, 2, 16, 8, generator=torch.Generator().manual_seed(0)).unbind(0)
+        >>> out = qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.5, iterations=3)
+        >>> out.shape
+        torch.Size([2, 2, 16, 8])
+        >>> torch.allclose(out, qgfd_reference(q, k, v, GridTransition(4, 4), alpha=0.5, iterations=3), atol=1e-5)
+        True
+        >>> plain = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        >>> torch.allclose(qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.0, iterations=3), plain)
+        True
+    """
     check_alpha(alpha)
     check_iterations(iterations)
     check_tol(tol)
@@ -209,7 +243,14 @@ def _attention_mask(key_padding_mask: Optional[Tensor], attn_bias: Optional[Tens
 def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition, Tensor], *, alpha: Alpha,
                    iterations: int, key_padding_mask: Optional[Tensor] = None,
                    attn_bias: Optional[Tensor] = None) -> Tensor:
-    """The seed formula, literally: p_{t+1} = (1 - a) p0 + a p_t P on the [Lq, N] weights. O(T Lq N^2)."""
+    """The seed formula, literally: p_{t+1} = (1 - a) p0 + a p_t P on the [Lq, N] weights, then p_T v.
+
+    O(T Lq N^2) time and an [Lq, N] matrix per head: kept as the reference that tests and benchmarks hold the
+    fast form (`qgfd_attention`) to. Takes the same arguments as `qgfd_attention` (no early stopping).
+
+    Returns:
+        out [B, H, Lq, d_v].
+    """
     check_alpha(alpha)
     check_iterations(iterations)
     _check_qkv(q, k, v, key_padding_mask)
@@ -231,7 +272,28 @@ def qgfd_reference(q: Tensor, k: Tensor, v: Tensor, transition: Union[Transition
 
 
 def qgfd_fixed_point(q: Tensor, k: Tensor, v: Tensor, transition, *, alpha: float) -> Tensor:
-    """The T -> infinity limit (personalised PageRank): (1 - a) p0 (I - a P)^-1 v."""
+    """The T -> infinity limit of QGFD (personalised PageRank): (1 - a) p0 (I - a P)^-1 v.
+
+    Solves an N x N system, so it is for small N: the value that `qgfd_attention` approaches like a^T.
+
+    Args:
+        q: queries [B, H, Lq, d].
+        k: keys [B, H, N, d].
+        v: values [B, H, N, d_v].
+        transition (Transition | Tensor): a `Transition` or a dense row-stochastic tensor.
+        alpha: a in [0, 1).
+
+    Returns:
+        out [B, H, Lq, d_v].
+
+    Example:
+        >>> import torch
+        >>> from qgfd_gen import DenseTransition, qgfd_attention, qgfd_fixed_point
+        >>> q, k, v = torch.randn(3, 1, 2, 10, 4, generator=torch.Generator().manual_seed(1)).unbind(0)
+        >>> far = qgfd_attention(q, k, v, DenseTransition(), alpha=0.5, iterations=60)
+        >>> torch.allclose(far, qgfd_fixed_point(q, k, v, DenseTransition(), alpha=0.5), atol=1e-5)
+        True
+    """
     check_alpha(alpha)
     matrix = as_transition(transition).bind(k).to_dense().to(q.dtype)
     eye = torch.eye(k.shape[2], dtype=q.dtype, device=q.device)

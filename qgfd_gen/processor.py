@@ -90,7 +90,27 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def set_qgfd_processors(model: nn.Module, config: QGFDConfig) -> list[QGFDAttnProcessor]:
-    """Put a QGFD processor on every self-attention module of a diffusers model; returns them in order."""
+    """Puts a QGFD processor on every self-attention module of a diffusers model (cross-attention is left alone).
+
+    Args:
+        model: a diffusers model (a `UNet2DModel`, say) with `Attention` modules.
+        config: QGFD's settings, one per model; each processor gets its layer index for damped alphas.
+
+    Returns:
+        The processors, in the order of the modules.
+
+    Raises:
+        ValueError: the model has no self-attention module.
+
+    Example:
+        >>> from diffusers import UNet2DModel
+        >>> from qgfd_gen.attention import QGFDConfig
+        >>> unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32),
+        ...                    down_block_types=("AttnDownBlock2D", "DownBlock2D"),
+        ...                    up_block_types=("UpBlock2D", "AttnUpBlock2D"), layers_per_block=1, norm_num_groups=8)
+        >>> len(set_qgfd_processors(unet, QGFDConfig(alpha=0.5, iterations=2, transition="grid")))  # 1 down, 2 up (layers_per_block + 1), 1 middle
+        4
+    """
     processors = []
     for index, module in enumerate(m for m in attention_modules(model) if not m.is_cross_attention):
         processor = QGFDAttnProcessor(config, layer_index=index)

@@ -32,7 +32,24 @@ class Transition(ABC):
 
 
 class GridTransition(Transition):
-    """Pixel graph of an H x W feature map (row-major tokens), 4 or 8 neighbours plus a self loop."""
+    """The pixel graph of an H x W feature map (tokens in row-major order): 4 or 8 neighbours plus a self loop,
+    each row divided by its degree (smaller at the borders). P @ H is a fixed depthwise 3x3 convolution, so no
+    N x N matrix is ever built: O(N d) a step.
+
+    Args:
+        height: rows of the feature map.
+        width: columns of the feature map.
+        neighbours: 4 or 8.
+
+    Raises:
+        ValueError: neighbours not 4 or 8, or a side below 1; at bind, keys that are not height x width tokens.
+
+    Example:
+        >>> import torch
+        >>> P = GridTransition(2, 2).bind(torch.zeros(1, 1, 4, 3)).to_dense()
+        >>> P.shape[-2:], torch.allclose(P.sum(-1).double(), torch.ones(4, dtype=torch.double))
+        (torch.Size([4, 4]), True)
+    """
 
     def __init__(self, height: int, width: int, neighbours: int = 8):
         if neighbours not in (4, 8):
@@ -56,10 +73,24 @@ class GridTransition(Transition):
 
 
 class AdjacencyTransition(Transition):
-    """An explicit graph over the keys: a dense (weighted) adjacency [N, N] or [B, N, N], or sparse edges
-    `edge_index` [2, E] (row i, column j: i receives from j) with optional `edge_weight` [E] and
-    `edge_batch` [E] (which batch element each edge belongs to; all when omitted).
-    Rows are normalised to sum to 1; rows without edges get a self loop."""
+    """An explicit graph over the keys (molecules use the current noisy bond graph).
+
+    Rows are normalised to sum to 1; a row without edges gets a self loop, so an isolated key keeps its value.
+
+    Args:
+        adjacency: a dense (weighted) adjacency [N, N] or [B, N, N]; or give the sparse form instead.
+        edge_index: [2, E] edges (row i, column j: i receives from j).
+        edge_weight: [E] weights (1 when omitted).
+        edge_batch: [E] the batch element of each edge (every element when omitted).
+
+    Example:
+        >>> import torch
+        >>> path = torch.tensor([[0., 1., 0.], [1., 0., 1.], [0., 1., 0.]])
+        >>> AdjacencyTransition(path).bind(torch.zeros(1, 1, 3, 2)).to_dense()[0, 0]
+        tensor([[0.0000, 1.0000, 0.0000],
+                [0.5000, 0.0000, 0.5000],
+                [0.0000, 1.0000, 0.0000]])
+    """
 
     def __init__(
         self,
@@ -126,10 +157,25 @@ class AdjacencyTransition(Transition):
 
 
 class KNNTransition(Transition):
-    """Each key keeps its k most similar keys (k_i . k_j / sqrt d), softmax over the kept entries.
-    Built `chunk_size` rows at a time (by default as many as keep one [B, heads, chunk, N] block under
-    `block_elements`), so beyond that block memory is O(N k).
-    `grad=True` lets gradients flow through P's weights (the neighbour choice is never differentiable)."""
+    """A graph from the keys themselves: each key keeps its k most similar keys (k_i . k_j / sqrt d), with a
+    softmax over the kept entries (the seed's default transition).
+
+    Args:
+        k: neighbours kept per key (at most N).
+        chunk_size: rows built at a time; None: as many as keep one [B, heads, chunk, N] block under
+            `block_elements`, so that beyond that block memory is O(N k).
+        grad: let gradients flow through P's weights (the choice of neighbours is never differentiable).
+        block_elements: the automatic chunk's size limit.
+
+    Raises:
+        ValueError: k or chunk_size below 1.
+
+    Example:
+        >>> import torch
+        >>> P = KNNTransition(k=2).bind(torch.randn(1, 1, 5, 4)).to_dense()
+        >>> int((P[0, 0] > 0).sum(-1).max()), torch.allclose(P.sum(-1), torch.ones(5))
+        (2, True)
+    """
 
     def __init__(self, k: int = 8, *, chunk_size: Optional[int] = None, grad: bool = False, block_elements: int = 2**21):
         if int(k) < 1:
@@ -164,7 +210,14 @@ class KNNTransition(Transition):
 
 
 class DenseTransition(Transition):
-    """P = softmax(k k^T / sqrt d) over all (real) keys: an N x N matrix, for small N and comparisons."""
+    """P = softmax(k k^T / sqrt d) over all (unpadded) keys: an N x N matrix, for small N and comparisons.
+
+    Example:
+        >>> import torch
+        >>> P = DenseTransition().bind(torch.randn(2, 1, 6, 4)).to_dense()
+        >>> P.shape, torch.allclose(P.sum(-1), torch.ones(2, 1, 6))
+        (torch.Size([2, 1, 6, 6]), True)
+    """
 
     def bind(self, k: Tensor, key_padding_mask: Optional[Tensor] = None) -> TransitionOperator:
         sim = torch.matmul(k, k.transpose(-1, -2)) / math.sqrt(k.shape[-1])

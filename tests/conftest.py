@@ -23,7 +23,9 @@ from models import GraphTransformerConfig, ImageDiffusion, MoleculeDiffusion, No
 from qgfd_gen.attention import QGFDConfig
 
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # Lightning's use of jsonargparse, not ours
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TESTS_DIR = Path(__file__).resolve().parent  # tests/: shared helpers and data (tests/data)
+ROOT_DIR = TESTS_DIR.parent  # the repository
+CONFIGS = ROOT_DIR / "configs"
 
 TINY_UNET = dict(sample_size=8, in_channels=1, block_out_channels=[16, 32],
                  down_block_types=["AttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "AttnUpBlock2D"],

@@ -1,7 +1,7 @@
 """Per-sample early exit for the fixed-step image samplers: a sample leaves the batch with its predicted clean
 image once the chain is estimated to move that image by less than the tolerance (8-bit levels, RMS over pixels)
 before it ends. `EarlyExit` makes the decision; `GaussianDiffusion.reverse` and the exit replay in
-docs/sweeps/digits-exit-oracle both call it, so a replay is the rule itself."""
+docs/results/sweeps/digits-exit-oracle both call it, so a replay is the rule itself."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from .samples import ChainResult
 # `clip_sample`, DPM-Solver++ through its thresholding at sample_max_value 1, the adaptive sampler in
 # _clean_from_output): an undertrained model's clean prediction at the noisiest steps multiplies its noise error by
 # up to 1 / sqrt(abar), and DPM-Solver++ without the clip diverged on the 5,000-step CIFAR-10 model
-# (docs/sweeps/cifar-cpu-5000-step-model). `dpm++-unclipped` is the sampler before that change, which the
+# (docs/results/sweeps/cifar-cpu-5000-step-model). `dpm++-unclipped` is the sampler before that change, which the
 # committed digits figures used.
 FIXED_SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++-unclipped")
 SAMPLERS = FIXED_SAMPLERS + ("adaptive",)

@@ -1,4 +1,4 @@
-"""qgfd-bench --suite gpu: are the published-scale configs ready for an accelerator? In about ten minutes on one
+"""qgfd-bench gpu: are the published-scale configs ready for an accelerator? In about ten minutes on one
 GPU, for each config with QGFD and with vanilla attention (molecules: alpha 0), a few hundred training steps
 through Lightning in the precision the config would pick there (bf16 or fp16 mixed), with steps per second, peak
 device memory, the QGFD / vanilla step-time ratio and whether the loss stays finite and falls; then CIFAR-10 images

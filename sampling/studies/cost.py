@@ -1,4 +1,4 @@
-"""A study's cost timed apart from its runs: OUT/cost.json, as `qgfd-bench --suite structure --study CONFIG --out
+"""A study's cost timed apart from its runs: OUT/cost.json, as `qgfd-bench structure --study CONFIG --out
 OUT/cost.json` writes it with nothing else running. Runs that share the machine (two studies at one thread each)
 time the other study's load as much as their own, so when this file is there the report judges the goal's
 step-time limit on it and says so; without it, on the runs' own step times."""
@@ -35,12 +35,12 @@ class CleanCost:
     def source(self) -> str:
         """Where the figures come from, in the words of the report."""
         threads = f"{self.threads} torch thread{'s' if self.threads != 1 else ''}" if self.threads else "torch threads not recorded"
-        return (f"`{self.path.name}`: `qgfd-bench --suite structure --study`, every arm in turn on one batch of "
+        return (f"`{self.path.name}`: `qgfd-bench structure --study`, every arm in turn on one batch of "
                 f"{self.batch} of the base config's data, {threads}, {self.time or 'time not recorded'}")
 
 
 def _refuse(path: Path, problem: str) -> UsageError:
-    return UsageError(f"{path}: {problem}; write it with nothing else running: qgfd-bench --suite structure "
+    return UsageError(f"{path}: {problem}; write it with nothing else running: qgfd-bench structure "
                       f"--study <this study's config> --out {path} (or remove it to judge the cost on the runs' "
                       f"own step times)")
 

@@ -4,7 +4,7 @@ is the same as when trained alone (its seed fixes its batches and noise), writes
 `study.log`, and hands its row back as a file; this process alone writes the study's rows and report, as each
 run finishes. Stopping the study (Ctrl+C, SIGTERM) stops every run it started; each resumes from its last
 checkpoint next time. Step times measured side by side time each other's load: time the cost apart
-(`qgfd-bench --suite structure --study`, into the study folder's cost.json)."""
+(`qgfd-bench structure --study`, into the study folder's cost.json)."""
 
 from __future__ import annotations
 

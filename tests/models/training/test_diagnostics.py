@@ -1,0 +1,94 @@
+"""TrainingDiagnostics on tiny real models: gradient norms, alphas, a skipped non-finite step, QGFD residuals."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from datamodules import DigitsDataModule
+from models import TrainingDiagnostics
+from models.training.diagnostics import RESIDUALS_FILE, attention_layers
+from qgfd_gen.attention import QGFDConfig, trace_qgfd
+from qgfd_gen.operator import qgfd_attention
+from qgfd_gen.transitions import GridTransition
+
+# source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
+COVERS = ["qgfd_gen.memory"]
+
+
+def test_the_operator_traces_every_iteration_only_when_asked():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8) for _ in range(3))
+    out, stats = qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.6, iterations=5, return_stats=True, trace=True)
+    plain, plain_stats = qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.6, iterations=5, return_stats=True)
+    assert torch.equal(out, plain) and plain_stats.trace is None
+    assert stats.trace.shape == (5,)
+    assert float(stats.trace[-1]) == pytest.approx(float(stats.residual.max()))
+    assert bool((stats.trace[1:] < stats.trace[:-1]).all())  # a contraction by alpha: residuals shrink
+    _, zero = qgfd_attention(q, k, v, GridTransition(4, 4), alpha=0.0, iterations=5, return_stats=True, trace=True)
+    assert zero.trace.numel() == 0
+
+
+def test_trace_qgfd_collects_each_call_and_switches_off(tiny_image_model):
+    model = tiny_image_model(qgfd=QGFDConfig(alpha=0.5, iterations=3))
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 7])
+    with trace_qgfd(model.network) as traces:
+        model.network(x, t)
+        model.network(x, t)
+    assert traces and all(len(calls) == 2 and calls[0].shape == (3,) for calls in traces.values())
+    model.network(x, t)
+    assert all(len(calls) == 2 for calls in traces.values())  # nothing recorded outside the block
+
+
+def fit(model, tmp_path, steps: int, callback: TrainingDiagnostics) -> L.Trainer:
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=CSVLogger(tmp_path, name="logs"),
+                        callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, log_every_n_steps=1, limit_val_batches=1, val_check_interval=steps,
+                        num_sanity_val_steps=0)
+    trainer.fit(model, DigitsDataModule(image_size=8, batch_size=8))
+    return trainer
+
+
+def test_norms_alphas_and_residuals_are_logged(tiny_image_model, tmp_path):
+    model = tiny_image_model(qgfd=QGFDConfig(alpha=0.5, iterations=3, alpha_mode="learnable"))
+    callback = TrainingDiagnostics()
+    trainer = fit(model, tmp_path, 4, callback)
+    with open(tmp_path / "logs" / "version_0" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = set(rows[0])
+    layers = attention_layers(model.network)
+    assert len(layers) == 4 and "grad_norm/total" in columns
+    assert all(f"grad_norm/{name}" in columns for name in layers)
+    alphas = [c for c in columns if c.startswith("qgfd_alpha/")]
+    assert len(alphas) == 4
+    values = [float(r[alphas[0]]) for r in rows if r.get(alphas[0])]
+    assert len(values) == 4 and values[0] == pytest.approx(0.5, abs=0.01) and len(set(values)) > 1  # it learns
+    records = json.loads((tmp_path / "logs" / "version_0" / RESIDUALS_FILE).read_text())
+    assert records[-1]["step"] == 4 and all(len(trace) == 3 for trace in records[-1]["layers"].values())
+    assert any(c.startswith("qgfd_residual/") for c in columns)
+    assert callback.seconds_per_step() > 0 and callback.step_memory_mb > 0 and trainer.global_step == 4
+
+
+def test_a_non_finite_loss_skips_its_step_and_is_counted(tiny_image_model, tmp_path):
+    model = tiny_image_model()
+    real_step = model.training_step
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def poisoned(batch, batch_idx):
+        seen[batch_idx] = {k: v.detach().clone() for k, v in model.network.state_dict().items()}
+        loss = real_step(batch, batch_idx)
+        return loss * float("nan") if batch_idx == 1 else loss
+
+    model.training_step = poisoned
+    callback = TrainingDiagnostics()
+    fit(model, tmp_path, 3, callback)
+    assert (callback.nonfinite_losses, callback.skipped_steps) == (1, 1)
+    after_nan_step = seen[2]
+    assert all(torch.equal(seen[1][k], after_nan_step[k]) for k in seen[1])  # the NaN step changed nothing
+    assert all(torch.isfinite(p).all() for p in model.network.parameters())
+    assert callback.state_dict()["skipped_steps"] == 1

@@ -246,8 +246,25 @@ class CelebADataModule(ImageDataModule):
 
 
 class DigitsDataModule(ImageDataModule):
-    """scikit-learn's 1,797 handwritten 8x8 digits, upscaled (bilinear) to `image_size`, one channel.
-    Ships with scikit-learn: no download, the offline default."""
+    """scikit-learn's 1,797 handwritten 8x8 digits, upscaled (bilinear) to `image_size`, one channel in [-1, 1].
+    It ships with scikit-learn: no download, the offline default.
+
+    Args:
+        data_dir: unused (the images ship with scikit-learn); kept for a common signature.
+        image_size: the side the digits are upscaled to.
+        batch_size: images per training batch.
+        num_workers: data loader workers.
+        flip: random horizontal flips (off: digits are not mirror-symmetric).
+        val_size: images held out for validation.
+        seed: the seed of the split and of the training order.
+
+    Example:
+        >>> data = DigitsDataModule(image_size=8, batch_size=4)
+        >>> data.setup()
+        >>> images, labels = next(iter(data.train_dataloader()))
+        >>> images.shape, float(images.min()) >= -1, float(images.max()) <= 1
+        (torch.Size([4, 1, 8, 8]), True, True)
+    """
 
     def __init__(self, data_dir: str = "data", image_size: int = 16, batch_size: int = 64, num_workers: int = 0,
                  flip: bool = False, val_size: int = 180, seed: int = 0):

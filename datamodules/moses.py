@@ -29,9 +29,20 @@ MD5 = {"train.csv.gz": "712ffb13b3c0e4c24ab3faab75f5eb9e", "test.csv.gz": "67c1f
 
 
 class MOSESDataModule(MoleculeDataModule):
-    """The official split: `val_fraction` of the training file (seeded) is held out for validation, the
-    test file is the test split. `max_molecules` keeps a seeded subset of that many training molecules and
-    the first that many test molecules (a CPU-sized run)."""
+    """MOSES (drug-like molecules from ZINC's Clean Leads) in its official split: `val_fraction` of the training
+    file (seeded) is held out for validation, and the test file is the test split.
+
+    Args:
+        data_dir: where the CSV files are, or are downloaded to on first use (offline: one line naming them).
+        path: a folder holding the MOSES files, instead of data_dir.
+        download: fetch missing files (else fail naming them).
+        batch_size: molecules per training batch.
+        num_workers: data loader workers.
+        val_fraction: the share of the training file held out for validation.
+        seed: the seed of the split, the subset and the training order.
+        max_molecules: a seeded subset of that many training molecules and the first that many test molecules
+            (a CPU-sized run); None keeps them all.
+    """
 
     vocab = ZINC_VOCAB
     name = "moses"

@@ -63,7 +63,24 @@ def dense_graphs(graphs: list[nx.Graph], num_nodes: int) -> tuple[Tensor, Tensor
 
 
 class SyntheticGraphDataModule(GraphDataModule):
-    """planar or tree graphs, generated at setup (no file, no download)."""
+    """The planar or tree graph benchmark, generated at setup by its published recipe (no file, no download):
+    SPECTRE's planar graphs (Delaunay triangulations of uniform points in the unit square) or uniformly random
+    labelled trees, 200 graphs split 128 / 32 / 40.
+
+    Args:
+        kind: ``planar`` or ``tree``.
+        num_graphs: 200, the benchmark's size (anything else is refused).
+        num_nodes: nodes per graph (64 in the benchmark).
+        seed: the generator's seed.
+        batch_size: graphs per training batch.
+        num_workers: data loader workers.
+
+    Example:
+        >>> data = SyntheticGraphDataModule("tree", num_nodes=8)
+        >>> data.setup()
+        >>> tuple(len(data.graphs(split)) for split in ("train", "val", "test"))
+        (128, 32, 40)
+    """
 
     def __init__(self, kind: str = "planar", num_graphs: int = 200, num_nodes: int = 64, seed: int = 0,
                  batch_size: int = 32, num_workers: int = 0):

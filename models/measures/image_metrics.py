@@ -50,11 +50,20 @@ IS_SPLITS = 10  # IS is the mean over 10 splits of the samples and is_std their 
 
 class ImageQuality(nn.Module):
     """FID, KID and IS over one feature extractor: the one builder of image metrics, for the training-time
-    callback and the evaluation commands. `feature_extractor=None` uses InceptionV3 (weights from
-    `inception_weights`); a custom module maps images in [0, 1] to logits (IS) and exposes `features(x)`
-    [B, F] (FID, KID). Real statistics survive `reset_fake`. Computed where the images are (under several
-    processes the main one gathers every share first, and a callback's ranks sample the same images), so the
-    metrics never sync."""
+    callback and the evaluation commands (torchmetrics underneath). Real statistics survive `reset_fake`, so a
+    reference is computed once per run. Computed where the images are (under several processes the main one
+    gathers every share first, and a callback's ranks sample the same images), so the metrics never sync.
+
+    Args:
+        feature_extractor: a module mapping images in [0, 1] to logits (IS) with a `features(x)` method giving
+            [B, F] (FID, KID); None: the 2015-12-05 InceptionV3.
+        inception_weights: the InceptionV3 weights file, when feature_extractor is None.
+        want_fid: compute FID.
+        want_is: compute IS (needs logits).
+        want_kid: compute KID.
+        kid_subset_size: KID's subset size (at most the number of images).
+        extractor_id: names the extractor in the results, so that numbers from two networks are never compared.
+    """
 
     def __init__(self, feature_extractor: Optional[nn.Module] = None, inception_weights: Optional[str] = None,
                  want_fid: bool = True, want_is: bool = True, want_kid: bool = False, kid_subset_size: int = 100,

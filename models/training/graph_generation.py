@@ -49,10 +49,26 @@ def to_networkx(atoms: Tensor, bonds: Tensor) -> list[nx.Graph]:
 
 
 class GraphGeneration(GraphChainModule):
-    """benchmark: planar | tree (which graphs are valid); max_nodes: the largest graph; num_train_timesteps: the
-    chain's length; network, qgfd (alpha 0 = plain graph transformer; rrwp_steps, alpha_by_signal and graph as for
-    molecules); val_samples graphs sampled in `val_sample_steps` jumps after each validation and scored against the
-    data module's training and test graphs (0 = none); `lightning test` scores test_samples graphs the same way."""
+    """Discrete graph diffusion for non-attributed graphs (the planar and tree benchmarks): the molecule model's
+    chain and denoiser with one node type and an edge present or absent.
+
+    Args:
+        benchmark: ``planar`` or ``tree``: which graphs are valid.
+        max_nodes: the largest graph.
+        num_train_timesteps: the chain's length.
+        network: the graph transformer (`GraphTransformerConfig`; rrwp_steps, alpha_by_signal and graph as for
+            molecules).
+        qgfd: QGFD over the noisy edge graph (`QGFDConfig`); alpha 0 is the plain graph transformer.
+        edge_weight: the edge loss's weight.
+        optimizer: AdamW, warm-up, clipping and EMA (`OptimizerConfig`).
+        val_samples: graphs sampled after each validation and scored against the data module's training and
+            test graphs (V.U.N., MMDs); 0 samples none.
+        val_sample_steps: sampler steps of those samples.
+        test_samples: graphs `lightning test` samples and scores.
+
+    Raises:
+        ValueError: an unknown benchmark or a value out of range, named.
+    """
 
     kind = "graphs"
 

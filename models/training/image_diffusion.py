@@ -33,11 +33,29 @@ class SampleResult(SampleSet):
 
 
 class ImageDiffusion(DiffusionModule):
-    """DDPM on images. unet: the architecture (defaults: DDPM's CIFAR-10 U-Net); qgfd: QGFD's settings
-    where unet.attention is 'qgfd'; schedule: the noise schedule; optimizer: AdamW, warm-up and EMA.
-    Validation measures the denoising loss at `val_timesteps` fixed timesteps with noise fixed by val_seed;
-    `lightning test` that loss on the test split and NLL in bits/dim (on `test_nll_timesteps` timesteps, all
-    of them when None)."""
+    """DDPM on images: a diffusers U-Net whose attention is QGFD or plain, trained on the noise (or v) target.
+
+    Validation measures the denoising loss at fixed timesteps with fixed noise, so runs compare step by step;
+    `lightning test` measures that loss on the test split and NLL in bits/dim.
+
+    Args:
+        unet: the architecture (`UNetConfig`; defaults: DDPM's CIFAR-10 U-Net).
+        qgfd: QGFD's settings (`QGFDConfig`), used where `unet.attention` is ``qgfd``.
+        schedule: the noise schedule (`NoiseSchedule`).
+        optimizer: AdamW, warm-up, gradient clipping and EMA (`OptimizerConfig`).
+        val_timesteps: timesteps of the validation loss.
+        val_seed: the seed of the validation noise.
+        test_nll_timesteps: timesteps of the test NLL (all of them when None).
+
+    Example:
+        >>> model = ImageDiffusion(unet={"sample_size": 8, "in_channels": 1, "block_out_channels": [16, 32],
+        ...                              "down_block_types": ["AttnDownBlock2D", "DownBlock2D"],
+        ...                              "up_block_types": ["UpBlock2D", "AttnUpBlock2D"], "layers_per_block": 1,
+        ...                              "attention_head_dim": 8, "norm_num_groups": 8, "attention": "qgfd"},
+        ...                        schedule={"num_train_timesteps": 20})
+        >>> model.sample(2, sampler="ddim", steps=3, seed=0).images.shape
+        torch.Size([2, 1, 8, 8])
+    """
 
     kind = "images"
 

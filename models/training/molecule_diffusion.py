@@ -39,12 +39,23 @@ class MoleculeSamples(SampleSet):
 
 
 class MoleculeDiffusion(GraphChainModule):
-    """dataset: which vocabulary (qm9 | zinc); num_train_timesteps: length of the chain; network: the
-    graph transformer's widths; qgfd: QGFD over the bond graph (alpha 0 = plain graph transformer);
-    val_samples molecules are sampled in `val_sample_steps` jumps after each validation (0 = none) and scored
-    (validity, uniqueness, novelty, and FCD against the first `val_fcd_reference` test molecules; 0 = no FCD);
-    `lightning test` measures the loss on the test split and scores test_samples molecules (validity,
-    uniqueness, novelty against the training split, FCD against the test split)."""
+    """Discrete graph diffusion for molecules: a marginal-transition chain over atom and bond types with a graph
+    transformer denoiser whose node attention is QGFD over the current noisy bond graph.
+
+    Args:
+        dataset: the vocabulary, ``qm9`` or ``zinc`` (MOSES uses ``zinc``'s).
+        num_train_timesteps: the chain's length.
+        network: the graph transformer's widths and switches (`GraphTransformerConfig`).
+        qgfd: QGFD over the bond graph (`QGFDConfig`); alpha 0 is the plain graph transformer.
+        edge_weight: the bond loss's weight against the atom loss.
+        optimizer: AdamW, warm-up, clipping and EMA (`OptimizerConfig`).
+        val_samples: molecules sampled after each validation and scored (validity, uniqueness, novelty, FCD
+            against the first `val_fcd_reference` test molecules); 0 samples none.
+        val_sample_steps: sampler steps of those samples.
+        test_samples: molecules `lightning test` samples and scores (novelty against the training split, FCD
+            against the test split).
+        val_fcd_reference: test molecules in the validation FCD's reference (0: no FCD).
+    """
 
     kind = "molecules"
 

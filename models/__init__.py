@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_pipeline": ".training.pipeline",
     "SampleWriter": ".training.predict",
     "SampleQualityCallback": ".training.quality",
+    "StabilityMonitor": ".training.stability",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .config import coerce_config
 from .operator import QGFDStats, check_alpha, check_iterations, check_tol, qgfd_attention
+from .spectral import SigmaReparamLinear, check_spectral, qk_layer_norm
 from .transitions import DenseTransition, GridTransition, KNNTransition, Transition
 
 TRANSITIONS = ("grid", "knn", "dense", "adjacency")
@@ -103,6 +104,9 @@ class QGFDAttention(nn.Module):
         dim_head: width per head (default dim / heads).
         config: QGFD's settings (`QGFDConfig`); None: the defaults.
         layer_index: the layer's depth, for `alpha_mode: damped` (a_l = a_0 gamma^l).
+        qk_norm: LayerNorm on each head's queries and keys before the dot product (QK-norm).
+        spectral: sigmaReparam on the projections (`qgfd_gen.spectral`): ``none``, ``qk`` (the query and key
+            blocks of the fused projection) or ``all`` (q, k, v and the output projection).
 
     Raises:
         ValueError: dim not divisible by heads without dim_head, or a config value out of range.
@@ -119,7 +123,8 @@ class QGFDAttention(nn.Module):
         torch.Size([2, 9, 16])
     """
 
-    def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None, layer_index: int = 0):
+    def __init__(self, dim: int, heads: int = 4, dim_head: Optional[int] = None, config: Optional[QGFDConfig] = None,
+                 layer_index: int = 0, qk_norm: bool = False, spectral: str = "none"):
         super().__init__()
         if dim % heads and dim_head is None:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}; pass dim_head")
@@ -130,6 +135,13 @@ class QGFDAttention(nn.Module):
         self.alpha = LayerAlpha(self.config, layer_index)
         self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
+        if check_spectral(spectral) != "none":
+            self.to_qkv = SigmaReparamLinear.from_linear(self.to_qkv, blocks=3,
+                                                         reparametrised=(True, True, spectral == "all"))
+            if spectral == "all":
+                self.to_out = SigmaReparamLinear.from_linear(self.to_out)
+        self.norm_q = qk_layer_norm(self.dim_head) if qk_norm else None
+        self.norm_k = qk_layer_norm(self.dim_head) if qk_norm else None
         self.last_stats: Optional[QGFDStats] = None
         self.traces: Optional[list[Tensor]] = None  # a list while tracing: each call's residuals (see trace_qgfd)
 
@@ -142,7 +154,7 @@ class QGFDAttention(nn.Module):
         attn_bias: Optional[Tensor] = None,
         alpha_scale: Optional[Tensor] = None,
     ) -> Tensor:
-        q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k, v = self.project(x)
         transition = transition or make_transition(self.config, grid_shape)
         alpha = self.alpha()
         if alpha_scale is not None:  # [B, 1]: one alpha per sample, the same for every head
@@ -154,6 +166,13 @@ class QGFDAttention(nn.Module):
         if self.traces is not None:
             self.traces.append(self.last_stats.trace)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values [B, heads, N, dim_head], QK-norm applied."""
+        q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        if self.norm_q is not None:
+            q, k = self.norm_q(q), self.norm_k(k)
+        return q, k, v
 
 
 OVERRIDABLE = ("iterations", "tol")

@@ -47,25 +47,8 @@ class QGFDAttnProcessor(nn.Module):
         if attention_mask is not None:
             raise NotImplementedError("QGFDAttnProcessor takes no attention_mask (images have no padded pixels)")
         residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        spatial = None
-        if hidden_states.ndim == 4:
-            b, c, height, width = hidden_states.shape
-            spatial = (height, width)
-            hidden_states = hidden_states.flatten(2).transpose(1, 2)
-        b, n, _ = hidden_states.shape
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-
-        def heads(x: Tensor) -> Tensor:
-            return x.view(b, n, attn.heads, -1).transpose(1, 2)
-
-        query, key, value = heads(attn.to_q(hidden_states)), heads(attn.to_k(hidden_states)), heads(attn.to_v(hidden_states))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        query, key, value, spatial = project_qkv(attn, hidden_states, temb)
+        b, _, n, _ = query.shape
         transition = make_transition(self.config, self._grid_shape(n, spatial))
         out, self.last_stats = qgfd_attention(
             query, key, value, transition, alpha=self.alpha(), iterations=self.config.iterations, tol=self.config.tol,
@@ -80,6 +63,33 @@ class QGFDAttnProcessor(nn.Module):
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
+
+
+def project_qkv(attn, hidden_states: Tensor, temb: Optional[Tensor] = None
+                ) -> tuple[Tensor, Tensor, Tensor, Optional[tuple[int, int]]]:
+    """What a diffusers `Attention` does before its attention: spatial and group norms, the q, k, v projections
+    split into heads [B, heads, N, dim_head], QK-norm. Returns q, k, v and the feature map's (H, W) (None for a
+    token sequence). Shared by the QGFD processor and the attention statistics, so both see the same q and k."""
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+    spatial = None
+    if hidden_states.ndim == 4:
+        _, _, height, width = hidden_states.shape
+        spatial = (height, width)
+        hidden_states = hidden_states.flatten(2).transpose(1, 2)
+    b, n, _ = hidden_states.shape
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+    def heads(x: Tensor) -> Tensor:
+        return x.view(b, n, attn.heads, -1).transpose(1, 2)
+
+    query, key, value = heads(attn.to_q(hidden_states)), heads(attn.to_k(hidden_states)), heads(attn.to_v(hidden_states))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value, spatial
 
 
 def attention_modules(model: nn.Module) -> list[nn.Module]:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from qgfd_gen import AdjacencyTransition
 from qgfd_gen.attention import QGFDAttention, QGFDConfig
 from qgfd_gen.config import coerce_config
+from qgfd_gen.spectral import check_spectral
 
 from .structure import random_walk_features
 
@@ -42,6 +43,8 @@ class GraphTransformerConfig:
     graph: str = "noisy"  # what QGFD diffuses over: noisy | predicted | mixed
     graph_mix: float = 0.5  # mixed: this share of the noisy graph, the rest predicted
     graph_grad: bool = False  # predicted / mixed: gradients flow through the predicted graph
+    qk_norm: bool = False  # LayerNorm on each head's queries and keys (QK-norm)
+    spectral: str = "none"  # sigmaReparam on the attention projections: none | qk | all (qgfd_gen.spectral)
 
     def __post_init__(self) -> None:
         if isinstance(self.rrwp_steps, bool) or not isinstance(self.rrwp_steps, int) or self.rrwp_steps < 0:
@@ -50,6 +53,7 @@ class GraphTransformerConfig:
             raise ValueError(f"graph={self.graph!r}; choose one of {', '.join(GRAPHS)}")
         if not 0 <= self.graph_mix <= 1:
             raise ValueError(f"graph_mix={self.graph_mix!r}; need a share in [0, 1]")
+        check_spectral(self.spectral)
 
     @classmethod
     def coerce(cls, value: "GraphTransformerConfig | dict | None") -> "GraphTransformerConfig":
@@ -72,11 +76,13 @@ def feed_forward(dim: int, mult: int = 2, dropout: float = 0.0) -> nn.Sequential
 
 
 class GraphTransformerLayer(nn.Module):
-    def __init__(self, node_dim: int, edge_dim: int, heads: int, qgfd: QGFDConfig, layer_index: int, dropout: float):
+    def __init__(self, node_dim: int, edge_dim: int, heads: int, qgfd: QGFDConfig, layer_index: int, dropout: float,
+                 qk_norm: bool = False, spectral: str = "none"):
         super().__init__()
         self.heads = heads
         self.node_norm = nn.LayerNorm(node_dim)
-        self.attention = QGFDAttention(node_dim, heads=heads, config=qgfd, layer_index=layer_index)
+        self.attention = QGFDAttention(node_dim, heads=heads, config=qgfd, layer_index=layer_index, qk_norm=qk_norm,
+                                       spectral=spectral)
         self.edge_bias = nn.Sequential(nn.LayerNorm(edge_dim), nn.Linear(edge_dim, heads))
         self.node_ff = feed_forward(node_dim, dropout=dropout)
         self.node_to_edge = nn.Linear(node_dim, edge_dim)
@@ -118,7 +124,8 @@ class GraphTransformer(nn.Module):
         self.time_node = nn.Sequential(nn.Linear(node_dim, node_dim), nn.SiLU(), nn.Linear(node_dim, node_dim))
         self.time_edge = nn.Linear(node_dim, edge_dim)
         self.layers = nn.ModuleList(
-            GraphTransformerLayer(node_dim, edge_dim, config.heads, qgfd, index, config.dropout)
+            GraphTransformerLayer(node_dim, edge_dim, config.heads, qgfd, index, config.dropout, config.qk_norm,
+                                  config.spectral)
             for index in range(config.layers)
         )
         self.node_out = nn.Sequential(nn.LayerNorm(node_dim), nn.Linear(node_dim, num_atom_types))

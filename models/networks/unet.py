@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from qgfd_gen.attention import QGFDConfig
 from qgfd_gen.config import coerce_config
-from qgfd_gen.processor import QGFDAttnProcessor, set_qgfd_processors
+from qgfd_gen.processor import QGFDAttnProcessor, attention_modules, set_qgfd_processors
+from qgfd_gen.spectral import SigmaReparamLinear, check_spectral, qk_layer_norm
 
 ATTENTIONS = ("vanilla", "qgfd")
 ATTENTION_BLOCKS = ("attention", "transformer")
@@ -74,10 +75,13 @@ class UNetConfig:
     dropout: float = 0.1
     attention: str = "qgfd"
     attention_block: str = "attention"
+    qk_norm: bool = False  # LayerNorm on each head's queries and keys (QK-norm), in every attention module
+    spectral: str = "none"  # sigmaReparam on the attention projections: none | qk | all (qgfd_gen.spectral)
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention={self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        check_spectral(self.spectral)
         if self.attention_block not in ATTENTION_BLOCKS:
             raise ValueError(f"attention_block={self.attention_block!r}; choose one of {', '.join(ATTENTION_BLOCKS)}")
         levels = len(self.block_out_channels)
@@ -114,4 +118,22 @@ def build_unet(config: UNetConfig, qgfd: Optional[QGFDConfig] = None) -> UNet2DM
         use_transformer_blocks(unet, config.norm_num_groups, config.dropout)
     if config.attention == "qgfd":
         set_qgfd_processors(unet, qgfd or QGFDConfig())
+    if config.qk_norm or config.spectral != "none":
+        stabilise_attention(unet, config.qk_norm, config.spectral)
     return unet
+
+
+def stabilise_attention(unet: nn.Module, qk_norm: bool, spectral: str) -> None:
+    """QK-norm and sigmaReparam on every diffusers `Attention` module of the U-Net. Both processors (diffusers'
+    own for vanilla attention, QGFD's) apply `norm_q` / `norm_k` to each head's queries and keys and call
+    `to_q`, `to_k`, `to_v` and `to_out[0]`, so the switches work for either."""
+    for attn in attention_modules(unet):
+        dim_head = attn.to_q.out_features // attn.heads
+        if qk_norm:
+            attn.norm_q, attn.norm_k = qk_layer_norm(dim_head), qk_layer_norm(dim_head)
+        if spectral != "none":
+            attn.to_q = SigmaReparamLinear.from_linear(attn.to_q)
+            attn.to_k = SigmaReparamLinear.from_linear(attn.to_k)
+        if spectral == "all":
+            attn.to_v = SigmaReparamLinear.from_linear(attn.to_v)
+            attn.to_out[0] = SigmaReparamLinear.from_linear(attn.to_out[0])

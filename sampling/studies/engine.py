@@ -13,7 +13,7 @@ from qgfd_gen.errors import UsageError
 
 from .jobs import default_threads, run_parallel
 from .plan import StudyPlan
-from .report import write_report
+from .reporting import write_study_report as write_report
 from .runs import train_and_evaluate
 from .table import STUDY_FILE, StudyTable
 

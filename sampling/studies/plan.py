@@ -18,7 +18,7 @@ import yaml
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import file_digest
 
-STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "baseline", "trainer", "evaluate", "goal")
+STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "sweep", "baseline", "trainer", "evaluate", "goal")
 TOP_LEVEL = ("seed_everything", "trainer", "model", "data", "ckpt_path")
 
 
@@ -41,6 +41,8 @@ class StudyGoal:
     metrics: list[str]
     against: list[str]
     max_step_ratio: float = 1.1
+    pairs: list[list[str]] = field(default_factory=list)  # sweep studies: [with, without] arms compared head to head
+    margin: float = 0.0  # sweep studies: a lower sensitivity counts when lower by this share of the other's
 
 
 @dataclass
@@ -55,6 +57,13 @@ class StudyPlan:
     evaluate: dict[str, Any] = field(default_factory=dict)
     base_config: dict[str, Any] = field(default_factory=dict)
     goal: Optional[StudyGoal] = None
+    sweep: dict[str, list[Any]] = field(default_factory=dict)  # one key swept across every named arm (say the lr)
+    sweep_of: dict[str, tuple[str, Any]] = field(default_factory=dict)  # expanded arm -> (named arm, swept value)
+
+    @property
+    def evaluates(self) -> bool:
+        """False for a study that only trains (`evaluate: false`): its rows hold losses and stability, no scores."""
+        return self.evaluate is not None
 
     @property
     def kind(self) -> str:
@@ -62,9 +71,10 @@ class StudyPlan:
         return getattr(importlib.import_module(module), name).kind
 
     def eval_options(self) -> list[str]:
-        """The `evaluate` mapping as qgfd-eval options (keys as the options' names, lists as comma lists)."""
+        """The `evaluate` mapping as qgfd-eval options (keys as the options' names, lists as comma lists), for
+        showing what the study evaluates."""
         argv: list[str] = []
-        for key, value in self.evaluate.items():
+        for key, value in (self.evaluate or {}).items():
             option = "--" + str(key).replace("_", "-")
             if value is True:
                 argv.append(option)
@@ -74,8 +84,9 @@ class StudyPlan:
 
     def identity(self) -> dict[str, Any]:
         """What makes two studies the same study: a folder holding another one is refused, never mixed."""
-        return {"base_sha256": file_digest(self.base), "seeds": self.seeds, "budget": self.budget,
-                "arms": self.arms, "trainer": self.trainer, "evaluate": self.evaluate}
+        identity = {"base_sha256": file_digest(self.base), "seeds": self.seeds, "budget": self.budget,
+                    "arms": self.arms, "trainer": self.trainer, "evaluate": self.evaluate}
+        return {**identity, "sweep": self.sweep} if self.sweep else identity
 
     def runs(self, out: Path) -> list[Run]:
         """Seeds outermost: every arm gets its first seed before any arm gets its second, so an early look
@@ -101,12 +112,13 @@ class StudyPlan:
         trainer["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
                              "init_args": {"save_dir": str(folder), "name": "logs"}}
         every = max(1, int(steps) // 10) if steps else 100
-        replaced = ("ModelCheckpoint", "SampleGridCallback", "TrainingDiagnostics",
+        replaced = ("ModelCheckpoint", "SampleGridCallback", "TrainingDiagnostics", "StabilityMonitor",
                     "SampleQualityCallback")  # the study's own evaluation measures quality, once, at the end
         kept = [c for c in trainer.get("callbacks") or [] if c.get("class_path", "").rsplit(".", 1)[-1] not in replaced]
         trainer["callbacks"] = kept + [
             {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
              "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "every_n_train_steps": every}},
+            {"class_path": "models.StabilityMonitor"},  # before TrainingDiagnostics, which drops non-finite gradients
             {"class_path": "models.TrainingDiagnostics"},
         ]
         return config
@@ -125,21 +137,28 @@ def read_study(path: str | Path) -> StudyPlan:
         raise UsageError(f"{str(path)!r}: unknown key(s) {unknown}; valid: {', '.join(STUDY_KEYS)}")
     base = _relative(path, spec.get("base"), "base")
     base_config = yaml.safe_load(base.read_text())
-    arms = _arms(spec.get("arms") or {}, spec.get("grid") or {})
-    if len(arms) < 2:
+    named = _arms(spec.get("arms") or {}, spec.get("grid") or {})
+    sweep = _sweep(spec.get("sweep"), path)
+    arms, sweep_of = expand_sweep(named, sweep)
+    if len(named) < 2:
         raise UsageError(f"{str(path)!r}: a study compares at least two arms; got {list(arms) or 'none'} "
                          f"(give `arms: {{name: {{key: value}}}}` and/or `grid: {{key: [values]}}`)")
     trainer = spec.get("trainer") or {}
     for overrides in [*arms.values(), {f"trainer.{k}": v for k, v in trainer.items()}]:
         for key, value in overrides.items():
             set_key(copy.deepcopy(base_config), key, value)  # raises on a bad key
-    baseline = spec.get("baseline", next(iter(arms)))
-    if baseline not in arms:
-        raise UsageError(f"baseline={baseline!r} is not an arm; arms: {', '.join(arms)}")
+    baseline = spec.get("baseline", next(iter(named)))
+    if baseline not in named:
+        raise UsageError(f"baseline={baseline!r} is not an arm; arms: {', '.join(named)}")
+    if sweep:  # the baseline of a sweep is the named arm at the first swept value
+        baseline = next(arm for arm, (base, _) in sweep_of.items() if base == baseline)
+    evaluate = spec.get("evaluate", {})
+    if evaluate is not False and not isinstance(evaluate or {}, dict):
+        raise UsageError(f"{str(path)!r}: evaluate={evaluate!r}; give a mapping of qgfd-eval options, or false (train only)")
     return StudyPlan(name=str(spec.get("name") or path.stem), base=base, seeds=_seeds(spec.get("seeds", [0])),
                      budget=_budget(spec.get("budget")), arms=arms, baseline=baseline, trainer=trainer,
-                     evaluate=dict(spec.get("evaluate") or {}), base_config=base_config,
-                     goal=_goal(spec.get("goal"), arms, path))
+                     evaluate=None if evaluate is False else dict(evaluate or {}), base_config=base_config,
+                     goal=_goal(spec.get("goal"), named if sweep else arms, path), sweep=sweep, sweep_of=sweep_of)
 
 
 def _goal(value: Any, arms: dict[str, Any], path: Path) -> Optional[StudyGoal]:
@@ -154,10 +173,18 @@ def _goal(value: Any, arms: dict[str, Any], path: Path) -> Optional[StudyGoal]:
         raise UsageError(f"{str(path)!r}: goal.metrics={metrics!r}; give a list of metric names, e.g. [validity, fcd]")
     if not (isinstance(against, list) and against and all(a in arms for a in against)):
         raise UsageError(f"{str(path)!r}: goal.against={against!r}; give a list of arms ({', '.join(arms)})")
+    pairs = value.get("pairs", [])
+    if not (isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and all(a in arms for a in p)
+                                            for p in pairs)):
+        raise UsageError(f"{str(path)!r}: goal.pairs={pairs!r}; give a list of [with, without] arm pairs "
+                         f"({', '.join(arms)})")
     ratio = value.get("max_step_ratio", 1.1)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
         raise UsageError(f"{str(path)!r}: goal.max_step_ratio={ratio!r}; give a positive number such as 1.1")
-    return StudyGoal(list(metrics), list(against), float(ratio))
+    margin = value.get("margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise UsageError(f"{str(path)!r}: goal.margin={margin!r}; give a share in [0, 1), such as 0.1")
+    return StudyGoal(list(metrics), list(against), float(ratio), [list(p) for p in pairs], float(margin))
 
 
 def _relative(study: Path, value: Any, name: str) -> Path:
@@ -197,6 +224,33 @@ def _arms(named: Any, grid: Any) -> dict[str, dict[str, Any]]:
         name = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values))
         arms[name] = dict(zip(keys, values))
     return arms
+
+
+def _sweep(value: Any, path: Path) -> dict[str, list[Any]]:
+    if value is None:
+        return {}
+    if not (isinstance(value, dict) and len(value) == 1 and all(isinstance(v, list) and len(v) >= 2 and
+                                                                all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                    for x in v) for v in value.values())):
+        raise UsageError(f"{str(path)!r}: sweep={value!r}; give one dotted key and at least two numbers, e.g. "
+                         f"`sweep: {{model.init_args.optimizer.lr: [1.0e-4, 1.0e-3, 1.0e-2]}}`")
+    return {str(key): list(values) for key, values in value.items()}
+
+
+def expand_sweep(named: dict[str, dict[str, Any]], sweep: dict[str, list[Any]]
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, Any]]]:
+    """Every named arm at every swept value: arm `vanilla` at lr 0.001 is `vanilla_lr0.001`, its overrides the
+    arm's plus the swept key. Without a sweep, the named arms as they are."""
+    if not sweep:
+        return named, {}
+    (key, values), = sweep.items()
+    short = key.rsplit(".", 1)[-1]
+    arms, sweep_of = {}, {}
+    for arm, overrides in named.items():
+        for value in values:
+            name = f"{arm}_{short}{value:g}"
+            arms[name], sweep_of[name] = {**overrides, key: value}, (arm, value)
+    return arms, sweep_of
 
 
 def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:

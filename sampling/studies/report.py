@@ -22,6 +22,9 @@ QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, 
            "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
            "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True}
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
+# what models.StabilityMonitor summarises of a run (sampling.studies.runs.stability_summary)
+STABILITY = {"max_grad_norm": False, "grad_spikes": False, "loss_spikes": False, "clipped_steps": False,
+             "nonfinite_steps": False, "min_entropy_pT": True, "min_entropy_p0": True, "max_logit": False}
 
 
 def _finite(value: Any) -> bool:
@@ -35,7 +38,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def higher_is_better(column: str) -> bool:
-    return {**QUALITY, **COST}.get(column.split("@")[0], False)
+    return {**QUALITY, **COST, **STABILITY}.get(column.split("@")[0], False)
 
 
 def mean_std(values: list[float]) -> tuple[float, Optional[float]]:
@@ -216,7 +219,7 @@ def paired_seeds(plan: StudyPlan, rows: list[dict[str, Any]]) -> int:
 def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:
     clean_cost = read_clean_cost(out, plan)
     quality = metric_columns(rows)
-    cost = [c for c in COST if any(_finite(r.get(c)) for r in rows)]
+    cost = [c for c in (*COST, *STABILITY) if any(_finite(r.get(c)) for r in rows)]
     diff_text, findings = difference_table(plan, rows, quality + cost)
     plots = [p for p in (plot_quality(out, plan, rows, quality), plot_losses(out, plan, rows),
                          plot_cost(out, plan, rows), plot_residuals(out, plan, rows)) if p is not None]
@@ -231,7 +234,8 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
     text = [
         f"# Study {plan.name}", "",
         f"Base config `{plan.base}`; {len(plan.arms)} arms, seeds {plan.seeds}; the same budget for every run: "
-        f"{budget}. Evaluation of each run's final checkpoint: `qgfd-eval {plan.kind} {options}`.", "",
+        f"{budget}. " + (f"Evaluation of each run's final checkpoint: `qgfd-eval {plan.kind} {options}`." if plan.evaluates
+                     else "Training only: no evaluation."), "",
         *network_note(rows),
         *code_note(rows),
         "Arms (overrides of the base config):", "",

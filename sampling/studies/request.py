@@ -48,7 +48,7 @@ def run_request(request: StudyRequest) -> int:
     import torch
 
     from .engine import drop_runs, run_study
-    from .report import write_report
+    from .reporting import write_study_report as write_report
     from .runs import check_arms, check_evaluation
     from .status import describe
 

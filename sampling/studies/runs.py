@@ -5,6 +5,7 @@ study's row for it."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -31,8 +32,11 @@ def run_evaluation_settings(plan: StudyPlan, checkpoint: Path, out: Path) -> Eva
     return evaluation_settings(plan.kind, str(checkpoint), str(out), plan.evaluate)
 
 
-def check_evaluation(plan: StudyPlan, out: Path) -> Evaluation:
-    """Before any training: the evaluation options are valid and the files they name exist."""
+def check_evaluation(plan: StudyPlan, out: Path) -> Optional[Evaluation]:
+    """Before any training: the evaluation options are valid and the files they name exist (None for a study
+    that only trains)."""
+    if not plan.evaluates:
+        return None
     settings = run_evaluation_settings(plan, out / "final.ckpt", out / "eval")
     named = {"feature_extractor": getattr(settings, "feature_extractor", None),
              "inception_weights": getattr(settings, "inception_weights", None), "data_dir": settings.sweep.data_dir}
@@ -64,11 +68,16 @@ def check_arms(plan: StudyPlan, evaluation: Optional[Evaluation] = None) -> None
 
 
 def train(run: Run) -> dict[str, Any]:
-    """Train one run (resuming from its last checkpoint), save final.ckpt, and return what it cost."""
+    """Train one run (resuming from its last checkpoint), save final.ckpt, and return what it cost and how
+    stably it trained. A run that diverges (training stopped by non-finite losses) is recorded as diverged, with
+    no final.ckpt, not raised: divergence is a result of a stability study."""
     record_path, final = run.folder / "training.json", run.folder / "final.ckpt"
-    if record_path.exists() and final.exists():
-        return json.loads(record_path.read_text())
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if final.exists() or record.get("stopped_by") == "TrainingDiverged":
+            return record
     from models.training.cli import run_cli
+    from qgfd_gen.errors import TrainingDiverged
 
     config_path = write_text(run.folder / "config.yaml", yaml.safe_dump(run.config, sort_keys=False))
     last = run.folder / "checkpoints" / "last.ckpt"
@@ -78,7 +87,10 @@ def train(run: Run) -> dict[str, Any]:
     start = time.perf_counter()
     with warnings.catch_warnings():  # LightningCLI warns when args are given while sys.argv holds the study's own
         warnings.filterwarnings("ignore", "LightningCLI's args parameter")
-        cli = run_cli(argv)
+        try:
+            cli = run_cli(argv)
+        except TrainingDiverged as stopped:
+            return diverged_record(run, attempts, resumed, time.perf_counter() - start, str(stopped))
     trainer, model = cli.trainer, cli.model
     if trainer.interrupted or (run.config["trainer"]["max_steps"] > 0 and trainer.global_step < run.config["trainer"]["max_steps"]):
         raise KeyboardInterrupt(f"training of {run.arm} seed {run.seed} stopped at step {trainer.global_step}")
@@ -96,8 +108,34 @@ def train(run: Run) -> dict[str, Any]:
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
         "torch_threads": torch.get_num_threads(),
         "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)),
+        **stability_summary(run.folder),
     }
     write_json(record_path, record)
+    return record
+
+
+def stability_summary(folder: Path) -> dict[str, Any]:
+    """The run's StabilityMonitor summary (its last logs version), with `diverged`: stopped by non-finite losses,
+    or ending with a final loss that is not finite or above the loss at initialisation (Wortsman et al.'s test)."""
+    found = sorted((folder / "logs").glob("version_*/stability.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not found:
+        return {}
+    summary = json.loads(found[-1].read_text())
+    initial, final = summary.get("initial_loss"), summary.get("final_loss_last10")
+    summary["diverged"] = (summary.get("stopped_by") == "TrainingDiverged" or final is None or initial is None
+                           or not math.isfinite(final) or final > initial)
+    return summary
+
+
+def diverged_record(run: Run, attempts: list[dict[str, Any]], resumed: bool, seconds: float, message: str
+                    ) -> dict[str, Any]:
+    """The record of a run that training stopped as diverged: no final checkpoint, no validation."""
+    record = {"parameters": None, "steps": stability_summary(run.folder).get("monitored_steps"), "train_seconds": seconds, "resumed": resumed,
+              "seconds_per_step": None, "step_memory_mb": None, "train_loss": final_training_loss(run.folder),
+              "val_loss": None, "torch_threads": torch.get_num_threads(), "stopped": message,
+              "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)), **stability_summary(run.folder)}
+    record["diverged"] = True
+    write_json(run.folder / "training.json", record)
     return record
 
 
@@ -118,7 +156,10 @@ def final_training_loss(folder: Path, last: int = 10) -> Optional[float]:
 
 def evaluate(plan: StudyPlan, run: Run) -> dict[str, Any]:
     """The evaluation engine on the run's final checkpoint; the metrics of each evaluated setting (suffixed with
-    the sampler steps when the evaluation sweeps more than one)."""
+    the sampler steps when the evaluation sweeps more than one). Nothing for a study that only trains or a run
+    that diverged (it has no final checkpoint)."""
+    if not plan.evaluates or not (run.folder / "final.ckpt").exists():
+        return {}
     from sampling.evaluate_graphs import evaluate_graphs
     from sampling.evaluate_images import evaluate_images
     from sampling.evaluate_molecules import evaluate_molecules

@@ -39,7 +39,8 @@ def describe(plan: StudyPlan, out: Path, jobs: int = 1) -> list[str]:
     done = {(r["arm"], r["seed"]) for r in rows}
     runs = plan.runs(out)
     lines = [f"study {plan.name}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = {len(runs)} runs, budget "
-             f"{plan.budget} each, evaluated by `qgfd-eval {plan.kind} {' '.join(plan.eval_options())}`; folder {out}"]
+             f"{plan.budget} each, " + (f"evaluated by `qgfd-eval {plan.kind} {' '.join(plan.eval_options())}`"
+                                       if plan.evaluates else "training only") + f"; folder {out}"]
     for run in runs:
         if (run.arm, run.seed) in done:
             status = "done"

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from qgfd_gen.downloads import download_or_explain, fetch_bytes
-from qgfd_gen.errors import DataUnavailableError
+from qgfd_gen.errors import UsageError, DataUnavailableError
 from qgfd_gen.io import atomic_path
 
 from .graphs import GraphDataModule, graph_counts
@@ -114,7 +114,12 @@ class MoleculeDataModule(GraphDataModule):
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits is None:
             self.prepare_data()
-            self.splits = torch.load(self.cache_path(), weights_only=False)["splits"]
+            path = self.cache_path()
+            try:  # tensors, lists and strings only: a cache is never unpickled as code
+                self.splits = torch.load(path, weights_only=True)["splits"]
+            except Exception as error:
+                raise UsageError(f"{str(path)!r} is not a molecule cache this project wrote ({type(error).__name__}); "
+                                 "delete it and it is made again from the data") from None
 
     def dataset(self, split: str) -> TensorDataset:
         data = self.splits[split]

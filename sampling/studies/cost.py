@@ -69,23 +69,30 @@ def read_clean_cost(out: Path, plan: StudyPlan) -> Optional[CleanCost]:
         raise _refuse(path, f"a row lacks its arm, train_step_ms or batch ({error!r})") from None
     if any(not ms > 0 for ms in step_ms.values()):
         raise _refuse(path, f"step times must be positive milliseconds, got {step_ms}")
-    missing = [arm for arm in plan.arms if arm not in step_ms]
+    arms = timed_arms(plan)
+    missing = [arm for arm in arms if arm not in step_ms]
     if missing:
         raise _refuse(path, f"no step time for arm(s) {', '.join(missing)} of {plan.name} (it has "
                             f"{', '.join(step_ms)})")
     threads = meta.get("threads")
-    return CleanCost(path=path, step_ms={arm: step_ms[arm] for arm in plan.arms}, batch=batch,
+    return CleanCost(path=path, step_ms={arm: step_ms[arm] for arm in arms}, batch=batch,
                      threads=int(threads) if isinstance(threads, int) else None, time=meta.get("time"))
+
+
+def timed_arms(plan: StudyPlan) -> list[str]:
+    """The arms a cost.json times: every arm, or a sweep study's named arms (the swept value costs nothing)."""
+    return list(dict.fromkeys(base for base, _ in plan.sweep_of.values())) if plan.sweep else list(plan.arms)
 
 
 def cost_section(plan: StudyPlan, cost: Optional[CleanCost]) -> list[str]:
     """The table of the cost timed apart, arm by arm against the baseline."""
     if cost is None:
         return []
+    baseline = plan.sweep_of[plan.baseline][0] if plan.sweep else plan.baseline
     lines = ["## Cost timed apart from the runs", "",
              f"From {cost.source()}. Step time of forward, backward and optimiser step; the ratio is the arm's "
-             f"against {plan.baseline}'s.", "",
-             f"| arm | step ms | x {plan.baseline} |", "|---|---|---|"]
+             f"against {baseline}'s.", "",
+             f"| arm | step ms | x {baseline} |", "|---|---|---|"]
     for arm, ms in cost.step_ms.items():
-        lines.append(f"| {arm} | {ms:.1f} | {cost.ratio(arm, plan.baseline):.3f} |")
+        lines.append(f"| {arm} | {ms:.1f} | {cost.ratio(arm, baseline):.3f} |")
     return lines + [""]

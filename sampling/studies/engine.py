@@ -70,6 +70,11 @@ def drop_runs(plan: StudyPlan, out: Path, runs: list[tuple[str, int]]) -> list[s
         if arm not in plan.arms or seed not in plan.seeds:
             raise UsageError(f"drop {arm}:{seed}: the study's arms are {', '.join(plan.arms)} and its seeds "
                              f"{', '.join(map(str, plan.seeds))}")
+    runs_folder = (out / "runs").resolve()
+    for arm, seed in runs:
+        folder = out / "runs" / arm / f"seed{seed}"
+        if runs_folder not in folder.resolve().parents:  # arm names are checked; this holds whatever the file says
+            raise UsageError(f"drop {arm}:{seed}: {str(folder)!r} is outside the study's runs folder; nothing removed")
     table = StudyTable(out, plan)
     table.drop(runs)  # refuses, removing nothing, when any of them has no row
     said = []

@@ -18,6 +18,8 @@ import yaml
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import file_digest
 
+from .safety import check_class_paths, check_name, expected_base, set_raw
+
 STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "sweep", "baseline", "trainer", "evaluate", "goal")
 TOP_LEVEL = ("seed_everything", "trainer", "model", "data", "ckpt_path")
 
@@ -97,8 +99,11 @@ class StudyPlan:
     def build_model(self, arm: str) -> Any:
         """The arm's model as its runs' config builds it (untrained): for checks before training and for timing."""
         model = self.run_config(arm, self.seeds[0], Path("."))["model"]
+        check_class_paths({"model": model}, f"arm {arm!r}")
         module, _, name = model["class_path"].rpartition(".")
-        return getattr(importlib.import_module(module), name)(**(model.get("init_args") or {}))
+        cls = getattr(importlib.import_module(module), name)
+        expected_base(model["class_path"], cls, "model")
+        return cls(**(model.get("init_args") or {}))
 
     def run_config(self, arm: str, seed: int, folder: Path) -> dict[str, Any]:
         config = copy.deepcopy(self.base_config)
@@ -137,7 +142,17 @@ def read_study(path: str | Path) -> StudyPlan:
         raise UsageError(f"{str(path)!r}: unknown key(s) {unknown}; valid: {', '.join(STUDY_KEYS)}")
     base = _relative(path, spec.get("base"), "base")
     base_config = yaml.safe_load(base.read_text())
+    if not isinstance(base_config, dict):
+        raise UsageError(f"base={str(base)!r} is not a training config (a mapping with model, data, trainer)")
+    check_class_paths(base_config, f"base config {str(base)!r}")
+    check_name(str(spec.get("name") or path.stem), "study name")
     named = _arms(spec.get("arms") or {}, spec.get("grid") or {})
+    for arm, overrides in named.items():
+        check_name(arm, "arm")
+        raw = copy.deepcopy(base_config)
+        for key, value in {**{f"trainer.{k}": v for k, v in (spec.get("trainer") or {}).items()}, **overrides}.items():
+            set_raw(raw, str(key), value)
+        check_class_paths(raw, f"arm {arm!r}")  # before set_key below imports any class it names
     sweep = _sweep(spec.get("sweep"), path)
     arms, sweep_of = expand_sweep(named, sweep)
     if len(named) < 2:

@@ -36,6 +36,21 @@ class StudyRequest:
     drop: list[tuple[str, int]] = field(default_factory=list)
 
 
+SWEEP_GOAL_METRICS = ("largest_stable_lr", "lr_sensitivity", "best_loss")
+
+
+def check_goal_metrics(plan) -> None:
+    """A goal names metrics the report knows: a misspelt one would give a verdict on nothing."""
+    from .report import QUALITY
+
+    if plan.goal is None:
+        return
+    known = SWEEP_GOAL_METRICS if plan.sweep else tuple(QUALITY)
+    unknown = [m for m in plan.goal.metrics if m.split("@")[0] not in known]
+    if unknown:
+        raise UsageError(f"goal.metrics {unknown} are not metrics the report knows; choose from {', '.join(known)}")
+
+
 def run_request(request: StudyRequest) -> int:
     """Carries out one request: everything a file names is checked before anything trains or is written.
 
@@ -53,6 +68,7 @@ def run_request(request: StudyRequest) -> int:
     from .status import describe
 
     plan = read_study(request.config)
+    check_goal_metrics(plan)
     out = Path(request.out or Path("studies") / plan.name)
     check_outputs({"--out": out}, {"-c": request.config}, folders=("--out",))
     if request.mode in ("report", "drop") and not (out / STUDY_FILE).exists():

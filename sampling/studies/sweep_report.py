@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from qgfd_gen.io import write_text
 
+from .cost import cost_section, read_clean_cost
 from .curves import loss_curve
 from .plan import StudyPlan
 from .plots import _pyplot, _save
@@ -242,6 +243,7 @@ def write_sweep_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -
         f"Paired intervals are over seeds, each arm against {baseline} (95%, Student t).", "",
         *measure_table(plan, found, baseline), "",
         *goal_lines(plan, found),
+        *cost_section(plan, read_clean_cost(out, plan)),
         "## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], "",
     ]
     return write_text(out / "report.md", "\n".join(text))

@@ -54,7 +54,9 @@ def test_the_manual_builds_strictly(tmp_path):
 @pytest.mark.parametrize("module", ["qgfd_gen.operator", "qgfd_gen.transitions", "qgfd_gen.attention",
                                     "qgfd_gen.processor", "qgfd_gen.lazy", "sampling.evaluation_options",
                                     "models.networks.digits_classifier", "models.training.image_diffusion",
-                                    "datamodules.images", "datamodules.synthetic_graphs"])
+                                    "datamodules.images", "datamodules.synthetic_graphs", "qgfd_gen.spectral",
+                                    "qgfd_gen.attention_statistics", "models.measures.molecule_metrics",
+                                    "models.measures.graph_statistics"])
 def test_the_public_apis_examples_run(module):
     """The docstrings' examples are doctests: an example that no longer runs fails here."""
     import doctest

@@ -105,8 +105,16 @@ def orbit_mmd2(first: list[np.ndarray], second: list[np.ndarray], kernel: str = 
 
 
 def graph_mmds(generated: list[nx.Graph], reference: list[nx.Graph], kernel: str = "tv") -> dict[str, float]:
-    """`<statistic>_mmd` for degree, clustering, 4-node orbits and spectrum (empty generated graphs left out, as
-    the field does)."""
+    """MMD^2 of the degree, clustering, 4-node orbit and Laplacian-spectrum statistics, generated against reference.
+
+    Args:
+        generated: the generated graphs (empty ones are left out, as the field does).
+        reference: the graphs compared with (the benchmark's test graphs).
+        kernel: ``tv`` (Gaussian total variation: SPECTRE, DeFoG) or ``emd`` (Gaussian EMD: GraphRNN).
+
+    Returns:
+        ``degree_mmd``, ``clustering_mmd``, ``orbit_mmd``, ``spectrum_mmd``.
+    """
     generated = [g for g in generated if g.number_of_nodes() > 0]
     out = {"orbit_mmd": orbit_mmd2([mean_orbit_counts(g) for g in generated],
                                    [mean_orbit_counts(g) for g in reference], kernel)}
@@ -157,8 +165,19 @@ class IsomorphismIndex:
 
 
 def vun(generated: list[nx.Graph], train: list[nx.Graph], kind: str) -> dict[str, float]:
-    """Shares of valid, unique (no isomorphic earlier sample), novel (no isomorphic training graph) samples, of
-    samples that are all three (V.U.N.), and of the two halves of validity (`validity_parts`)."""
+    """The shares of valid, unique (no isomorphic earlier sample) and novel (no isomorphic training graph) samples,
+    of samples that are all three (V.U.N.), and of the two halves of validity (`validity_parts`).
+
+    Args:
+        generated: the generated graphs.
+        train: the training graphs.
+        kind: ``planar`` or ``tree``: which graphs are valid.
+
+    Example:
+        >>> path = nx.path_graph(5)
+        >>> vun([path, nx.cycle_graph(5)], [nx.star_graph(4)], "tree")["vun"]
+        0.5
+    """
     training, seen = IsomorphismIndex(train), IsomorphismIndex()
     valid = unique = novel = all_three = 0
     parts: dict[str, int] = {}
@@ -203,5 +222,18 @@ class GraphReference:
 
 def graph_scores(generated: list[nx.Graph], train: list[nx.Graph], test: list[nx.Graph], kind: str,
                  kernel: str = "tv") -> dict[str, float]:
-    """One set scored once (GraphReference.score); a caller scoring several sets keeps one GraphReference."""
+    """One set of generated graphs scored as the field scores it: V.U.N. and the MMDs against the test graphs, with
+    their ratios to the training graphs' own MMDs.
+
+    Args:
+        generated: the generated graphs.
+        train: the training graphs (novelty; the ratios' denominators).
+        test: the test graphs (the MMDs).
+        kind: ``planar`` or ``tree``.
+        kernel: the MMD kernel, ``tv`` or ``emd``.
+
+    Returns:
+        The V.U.N. shares, the four MMDs, their ratios and their mean ratio. A caller scoring several sets keeps one
+        `GraphReference` instead, so the reference statistics are computed once.
+    """
     return GraphReference(train, test, kind, kernel).score(generated)

@@ -19,6 +19,7 @@ from qgfd_gen.errors import UsageError
 from qgfd_gen.io import file_digest
 
 from .safety import check_class_paths, check_name, expected_base, set_raw
+from .sweep import expand_sweep, read_sweep
 
 STUDY_KEYS = ("name", "base", "seeds", "budget", "arms", "grid", "sweep", "baseline", "trainer", "evaluate", "goal")
 TOP_LEVEL = ("seed_everything", "trainer", "model", "data", "ckpt_path")
@@ -153,7 +154,7 @@ def read_study(path: str | Path) -> StudyPlan:
         for key, value in {**{f"trainer.{k}": v for k, v in (spec.get("trainer") or {}).items()}, **overrides}.items():
             set_raw(raw, str(key), value)
         check_class_paths(raw, f"arm {arm!r}")  # before set_key below imports any class it names
-    sweep = _sweep(spec.get("sweep"), path)
+    sweep = read_sweep(spec.get("sweep"), path)
     arms, sweep_of = expand_sweep(named, sweep)
     if len(named) < 2:
         raise UsageError(f"{str(path)!r}: a study compares at least two arms; got {list(arms) or 'none'} "
@@ -239,33 +240,6 @@ def _arms(named: Any, grid: Any) -> dict[str, dict[str, Any]]:
         name = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values))
         arms[name] = dict(zip(keys, values))
     return arms
-
-
-def _sweep(value: Any, path: Path) -> dict[str, list[Any]]:
-    if value is None:
-        return {}
-    if not (isinstance(value, dict) and len(value) == 1 and all(isinstance(v, list) and len(v) >= 2 and
-                                                                all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                                    for x in v) for v in value.values())):
-        raise UsageError(f"{str(path)!r}: sweep={value!r}; give one dotted key and at least two numbers, e.g. "
-                         f"`sweep: {{model.init_args.optimizer.lr: [1.0e-4, 1.0e-3, 1.0e-2]}}`")
-    return {str(key): list(values) for key, values in value.items()}
-
-
-def expand_sweep(named: dict[str, dict[str, Any]], sweep: dict[str, list[Any]]
-                 ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, Any]]]:
-    """Every named arm at every swept value: arm `vanilla` at lr 0.001 is `vanilla_lr0.001`, its overrides the
-    arm's plus the swept key. Without a sweep, the named arms as they are."""
-    if not sweep:
-        return named, {}
-    (key, values), = sweep.items()
-    short = key.rsplit(".", 1)[-1]
-    arms, sweep_of = {}, {}
-    for arm, overrides in named.items():
-        for value in values:
-            name = f"{arm}_{short}{value:g}"
-            arms[name], sweep_of[name] = {**overrides, key: value}, (arm, value)
-    return arms, sweep_of
 
 
 def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:

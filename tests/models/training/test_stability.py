@@ -57,7 +57,7 @@ def test_the_monitor_changes_no_loss_and_logs_every_step(tiny_image_model, tmp_p
     probed = [r for r in rows if r.get("attn/min_entropy_pT")]
     assert len(probed) == 3  # steps 0, 2, 4
     layer_columns = [c for c in rows[0] if c.startswith("attn/") and c.endswith("/entropy_pT")]
-    assert len(layer_columns) == 3  # the down block's, the middle block's and the up block's attention
+    assert len(layer_columns) == 4  # the down block's, the middle block's and the up block's two (layers_per_block + 1)
     for row in probed:
         values = [float(row[c]) for c in row if c.startswith("attn/") and row[c]]
         assert values and all(math.isfinite(v) for v in values)

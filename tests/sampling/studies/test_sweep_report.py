@@ -14,7 +14,7 @@ from sampling.studies.plan import read_study
 from sampling.studies.sweep_report import seed_measures
 
 # source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
-COVERS = ["sampling.studies.reporting"]
+COVERS = ["sampling.studies.reporting", "sampling.studies.sweep"]
 
 pytestmark = pytest.mark.slow
 

@@ -95,8 +95,13 @@ def _load_mu_sigma(path: Path, quality: ImageQuality, what: str) -> None:
     if quality.kid is not None:
         raise IncompleteStatistics(f"{what} {str(path)!r} holds mean and covariance only; KID needs the reference's features "
                          f"(drop kid from --metrics, or give the reference images)")
-    with np.load(path, allow_pickle=False) as data:
-        mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
+    except Exception as error:  # not an .npz (a renamed .npy), no mu / sigma, object arrays: never unpickled
+        raise UsageError(f"{what} {str(path)!r} is not an .npz of numeric mu and sigma ({type(error).__name__}: "
+                         f"{error})") from None
+    check_mu_sigma(mu, sigma, f"{what} {str(path)!r}")
     width = quality.fid.real_features_sum.shape[0]
     if mu.shape != (width,) or sigma.shape != (width, width):
         raise UsageError(f"{what} {str(path)!r}: mu {mu.shape} and sigma {sigma.shape} do not match the network's "
@@ -107,6 +112,31 @@ def _load_mu_sigma(path: Path, quality: ImageQuality, what: str) -> None:
                              "num": torch.tensor(n)})
 
 
+def saved_key(path: Path) -> Optional[ReferenceKey]:
+    """The content key a cached statistics file was saved under (None when it is not one of ours)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return ReferenceKey(**saved["key"]) if isinstance(saved, dict) and saved.get("format") == FORMAT else None
+    except Exception:  # unreadable, another format: recomputed and replaced
+        return None
+
+
+def check_mu_sigma(mu: np.ndarray, sigma: np.ndarray, what: str) -> None:
+    """Statistics that cannot give a wrong FID quietly: finite, sigma symmetric and positive semi-definite (to a
+    tolerance relative to its largest eigenvalue, as a covariance computed in floating point is)."""
+    if mu.ndim != 1 or sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1]:
+        raise UsageError(f"{what}: mu {mu.shape} and sigma {sigma.shape} are not a mean vector and a square covariance")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise UsageError(f"{what}: mu or sigma holds NaN or infinite values; FID from them would be meaningless")
+    scale = max(float(np.abs(sigma).max()), 1e-12)
+    if not np.allclose(sigma, sigma.T, atol=1e-6 * scale, rtol=0):
+        raise UsageError(f"{what}: sigma is not symmetric (largest asymmetry {np.abs(sigma - sigma.T).max():.3g}); "
+                         "a covariance is")
+    lowest = float(np.linalg.eigvalsh((sigma + sigma.T) / 2).min())
+    if lowest < -1e-6 * scale:
+        raise UsageError(f"{what}: sigma is not positive semi-definite (eigenvalue {lowest:.3g}); a covariance is")
+
+
 def reference_statistics(quality: ImageQuality, images: Iterable[Tensor], key: ReferenceKey,
                          progress: Optional[Callable[[int], None]] = None) -> tuple[Path, bool]:
     """Fill `quality`'s real state for `key`: from the cache, or from `images` (batches in [0, 1]) and then
@@ -114,8 +144,9 @@ def reference_statistics(quality: ImageQuality, images: Iterable[Tensor], key: R
     path = cached_statistics_path(key)
     if path.is_file():
         try:
-            load_statistics(path, quality, "cached reference statistics")
-            return path, False
+            if saved_key(path) == key:  # another set's statistics under this set's name are computed again
+                load_statistics(path, quality, "cached reference statistics")
+                return path, False
         except IncompleteStatistics:  # made for fewer metrics (FID alone, say): computed again, and replaced
             pass
     for batch in images:

@@ -193,3 +193,34 @@ def test_a_cached_file_made_for_fewer_metrics_is_computed_again(tmp_path):
     path, computed = reference_statistics(both, reference.batches(4), key)
     assert computed and both.real_count == 10 and "kid_features" in torch.load(path, weights_only=True)["state"]
     assert not reference_statistics(quality_of(), iter(()), key)[1]  # and now it serves both
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: np.savez(p, mu=np.full(8, np.nan), sigma=np.eye(8)), "holds NaN or infinite values"),
+    (lambda p: np.savez(p, mu=np.zeros(8), sigma=-np.eye(8)), "is not positive semi-definite"),
+    (lambda p: np.savez(p, mu=np.zeros(8), sigma=np.triu(np.ones((8, 8)))), "sigma is not symmetric"),
+    (lambda p: np.savez(p, mu=np.array([object()] * 8), sigma=np.eye(8)), "is not an .npz of numeric mu and sigma"),
+    (lambda p: np.save(open(p, "wb"), np.zeros(8)), "is not an .npz of numeric mu and sigma"),
+])
+def test_statistics_that_would_give_a_wrong_fid_quietly_are_refused(tmp_path, make, message):
+    """Issue 40: an all-NaN mu gave `fid: null` with no note, a sigma that is no covariance FID -4.8e7."""
+    path = tmp_path / "stats.npz"
+    make(path)
+    with pytest.raises(UsageError, match=message):
+        load_statistics(path, ImageQuality(TinyExtractor(), want_fid=True, want_is=False))
+
+
+def test_a_cache_holding_another_sets_statistics_under_this_sets_name_is_computed_again(tmp_path):
+    """Issue 40: the cache compared only the network, so another set's file under this set's name was used."""
+    from models.measures.reference_stats import cached_statistics_path
+
+    real = torch.from_numpy(random_images(12, seed=5)).permute(0, 3, 1, 2).float() / 255
+    other = torch.from_numpy(random_images(12, seed=6, shift=60)).permute(0, 3, 1, 2).float() / 255
+    key, other_key = ReferenceKey("set-a", "tiny", None, 12), ReferenceKey("set-b", "tiny", None, 12)
+    planted = quality_of()
+    planted.update_real(other)
+    save_statistics(cached_statistics_path(key), planted, other_key)  # planted under set-a's name
+    fresh, direct = quality_of(), quality_of()
+    path, computed = reference_statistics(fresh, iter([real]), key)
+    direct.update_real(real)
+    assert computed and torch.allclose(fresh.real_state()["sum"], direct.real_state()["sum"])

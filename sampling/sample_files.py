@@ -6,18 +6,30 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Optional
 
 from models.measures.grids import write_image_grid, write_images, write_npz
 from models.processes.adaptive_sampler import AdaptiveSettings
 from models.training.loading import load_datamodule, load_model
 from qgfd_gen.checkpoints import check_file
+from qgfd_gen.errors import UsageError
 from qgfd_gen.io import check_outputs
 from qgfd_gen.locks import folder_lock
 from sampling.distributed import Shard, launch
 from sampling.kept_samples import write_graph_samples, write_molecule_samples
 from sampling.progress import progress_bar
 from sampling.sweep import adaptive_label
+
+
+def refuse_nonempty_folder(folder: str, name: str) -> None:
+    """A folder of images from two runs would mix (a second run with fewer images leaves the first run's extra ones
+    beside its own): a folder that already holds files is refused, before any work; nothing is deleted."""
+    path = Path(folder)
+    if path.is_dir() and any(path.iterdir()):
+        count = sum(1 for _ in path.iterdir())
+        raise UsageError(f"{name} {folder!r} already holds {count} entries; give a new or empty folder (this run's "
+                         "images would mix with what is there; nothing was removed)")
 
 
 def _launch(args: argparse.Namespace, kind: str, worker, outputs: dict[str, Optional[str]],
@@ -31,6 +43,8 @@ def _launch(args: argparse.Namespace, kind: str, worker, outputs: dict[str, Opti
 
 
 def sample_images(args: argparse.Namespace) -> None:
+    if args.images_dir:
+        refuse_nonempty_folder(args.images_dir, "--images-dir")
     _launch(args, "images", _sample_images, {"--out": args.out, "--npz": args.npz, "--images-dir": args.images_dir},
             folders=("--images-dir",))
 

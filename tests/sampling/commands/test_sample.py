@@ -19,6 +19,17 @@ def test_sample_images_command(image_checkpoint, tmp_path):
     assert not list(tmp_path.glob(".*.tmp*"))  # no temporary files left behind
 
 
+def test_a_second_run_into_a_full_images_dir_is_refused_and_removes_nothing(image_checkpoint, tmp_path, capsys):
+    """Issue 40: a second run with fewer images left the first run's extra images beside its own."""
+    folder = tmp_path / "each"
+    argv = ["images", "--ckpt", str(image_checkpoint), "--steps", "2", "--images-dir", str(folder)]
+    assert sample_main([*argv, "--num", "4", "--out", str(tmp_path / "a.png")]) == 0
+    before = sorted(p.name for p in folder.iterdir())
+    assert sample_main([*argv, "--num", "2", "--out", str(tmp_path / "b.png")]) == 2
+    assert "already holds 4 entries; give a new or empty folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == before and not (tmp_path / "b.png").exists()
+
+
 def test_sample_molecules_command(molecule_checkpoint, tmp_path):
     grid, smi = tmp_path / "mols.png", tmp_path / "mols.smi"
     assert sample_main(["molecules", "--ckpt", str(molecule_checkpoint), "--num", "12", "--steps", "5",

@@ -16,6 +16,7 @@ the callback on changes no loss (tested bitwise).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from pathlib import Path
@@ -112,8 +113,7 @@ class StabilityMonitor(L.Callback):
         grad = self._grad_norm if self._grad_norm is not None else float("nan")
         self._grad_norm = None
         self.counts["monitored_steps"] += 1
-        finite = torch.isfinite(torch.tensor([loss, grad])).all().item()
-        if not finite:
+        if not (math.isfinite(loss) and math.isfinite(grad)):
             self.counts["nonfinite_steps"] += 1
         else:
             self.counts["grad_spikes"] += self._spike(self.grad_history, grad, self.grad_spike_factor)

@@ -71,15 +71,14 @@ def drop_runs(plan: StudyPlan, out: Path, runs: list[tuple[str, int]]) -> list[s
             raise UsageError(f"drop {arm}:{seed}: the study's arms are {', '.join(plan.arms)} and its seeds "
                              f"{', '.join(map(str, plan.seeds))}")
     runs_folder = (out / "runs").resolve()
-    for arm, seed in runs:
-        folder = out / "runs" / arm / f"seed{seed}"
+    folders = {(arm, seed): out / "runs" / arm / f"seed{seed}" for arm, seed in runs}
+    for (arm, seed), folder in folders.items():
         if runs_folder not in folder.resolve().parents:  # arm names are checked; this holds whatever the file says
             raise UsageError(f"drop {arm}:{seed}: {str(folder)!r} is outside the study's runs folder; nothing removed")
     table = StudyTable(out, plan)
     table.drop(runs)  # refuses, removing nothing, when any of them has no row
     said = []
-    for arm, seed in runs:
-        folder = out / "runs" / arm / f"seed{seed}"
+    for (arm, seed), folder in folders.items():
         shutil.rmtree(folder, ignore_errors=True)
         said.append(f"dropped {arm} seed {seed}: its row and {folder}")
     if table.rows:

@@ -33,15 +33,20 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _save_log_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
-    ax.set_yscale("log")
+def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, legend_fontsize: int = 8) -> Path:
+    """Labels, grid, legend and title in the reports' one style; the PNG written whole, its path returned."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_fontsize)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _save_log_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    ax.set_yscale("log")
+    return finish_plot(fig, ax, xlabel, ylabel, title, path)
 
 
 def _values(rows: list[dict[str, Any]], arm: str, column: str) -> list[float]:

@@ -36,12 +36,10 @@ class StudyRequest:
     drop: list[tuple[str, int]] = field(default_factory=list)
 
 
-SWEEP_GOAL_METRICS = ("largest_stable_lr", "lr_sensitivity", "best_loss")
-
-
 def check_goal_metrics(plan) -> None:
     """A goal names metrics the report knows: a misspelt one would give a verdict on nothing."""
     from .report import QUALITY
+    from .sweep_report import GOAL_METRICS as SWEEP_GOAL_METRICS
 
     if plan.goal is None:
         return

@@ -106,9 +106,7 @@ def train(run: Run) -> dict[str, Any]:
         "train_loss": final_training_loss(run.folder),
         "val_loss": _float(validation.get("val/loss")),
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
-        "torch_threads": torch.get_num_threads(),
-        "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)),
-        **stability_summary(run.folder),
+        "torch_threads": torch.get_num_threads(), "code": trained_by(attempts), **stability_summary(run.folder),
     }
     write_json(record_path, record)
     return record
@@ -130,13 +128,18 @@ def stability_summary(folder: Path) -> dict[str, Any]:
 def diverged_record(run: Run, attempts: list[dict[str, Any]], resumed: bool, seconds: float, message: str
                     ) -> dict[str, Any]:
     """The record of a run that training stopped as diverged: no final checkpoint, no validation."""
-    record = {"parameters": None, "steps": stability_summary(run.folder).get("monitored_steps"), "train_seconds": seconds, "resumed": resumed,
-              "seconds_per_step": None, "step_memory_mb": None, "train_loss": final_training_loss(run.folder),
-              "val_loss": None, "torch_threads": torch.get_num_threads(), "stopped": message,
-              "code": " + ".join(dict.fromkeys(a["code"] for a in attempts)), **stability_summary(run.folder)}
-    record["diverged"] = True
+    summary = stability_summary(run.folder)
+    record = {"parameters": None, "steps": summary.get("monitored_steps"), "train_seconds": seconds,
+              "resumed": resumed, "seconds_per_step": None, "step_memory_mb": None,
+              "train_loss": final_training_loss(run.folder), "val_loss": None, "torch_threads": torch.get_num_threads(),
+              "stopped": message, "code": trained_by(attempts), **summary, "diverged": True}
     write_json(run.folder / "training.json", record)
     return record
+
+
+def trained_by(attempts: list[dict[str, Any]]) -> str:
+    """The code of every attempt at a run, once each, in order: a run resumed by newer code names both."""
+    return " + ".join(dict.fromkeys(a["code"] for a in attempts))
 
 
 def record_attempt(path: Path, resumed: bool) -> list[dict[str, Any]]:

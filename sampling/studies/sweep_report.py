@@ -23,10 +23,11 @@ from qgfd_gen.io import write_text
 from .cost import cost_section, read_clean_cost
 from .curves import loss_curve
 from .plan import StudyPlan
-from .plots import _pyplot, _save
+from .plots import _pyplot, finish_plot
 from .report import _fmt, paired_interval
 
 ENTROPY_COLUMN = "attn/min_entropy_pT"
+GOAL_METRICS = ("largest_stable_lr", "lr_sensitivity", "best_loss")  # what a sweep study's goal may name
 
 
 def _number(value: Any) -> Optional[float]:
@@ -89,11 +90,11 @@ def loss_table(plan: StudyPlan, rows: list[dict[str, Any]]) -> list[str]:
     for arm in table:
         cells = []
         for value in values:
-            runs = [seeds[float(value)] for seeds in table[arm].values() if float(value) in seeds]
-            finals = [run_losses(r)[0] for r in runs if not run_losses(r)[2]]
-            diverged = sum(run_losses(r)[2] for r in runs)
+            losses = [run_losses(seeds[float(value)]) for seeds in table[arm].values() if float(value) in seeds]
+            finals = [final for final, _, diverged in losses if not diverged]
+            diverged = sum(diverged for _, _, diverged in losses)
             mean = _fmt(statistics.fmean(finals)) if finals else "–"
-            cells.append(mean + (f" ({diverged}/{len(runs)} div.)" if diverged else ""))
+            cells.append(mean + (f" ({diverged}/{len(losses)} div.)" if diverged else ""))
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines
 
@@ -187,13 +188,9 @@ def plot_loss_against_sweep(out: Path, plan: StudyPlan, rows: list[dict[str, Any
         if crosses:
             ax.scatter(*zip(*[(x, y) for x, y in crosses if y is not None]), marker="x", color=f"C{index}", s=30)
     ax.set_xscale("log")
-    ax.set_xlabel(key.rsplit(".", 1)[-1])
-    ax.set_ylabel("final training loss (diverged: loss at initialisation, x)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(f"{plan.name}: loss against {key.rsplit('.', 1)[-1]}, mean over seeds", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, out / "loss_vs_sweep.png")
+    short = key.rsplit(".", 1)[-1]
+    return finish_plot(fig, ax, short, "final training loss (diverged: loss at initialisation, x)",
+                       f"{plan.name}: loss against {short}, mean over seeds", out / "loss_vs_sweep.png", 7)
 
 
 def largest_common_stable(found: dict[str, dict[int, dict[str, Optional[float]]]], arm: str) -> Optional[float]:
@@ -216,13 +213,9 @@ def plot_entropy(out: Path, plan: StudyPlan, value: Optional[float]) -> Optional
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("lowest attention entropy of p_T (nats)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(f"{plan.name}: entropy at {value:g}, the largest value the baseline survives", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, out / "entropy_over_training.png")
+    return finish_plot(fig, ax, "optimiser step", "lowest attention entropy of p_T (nats)",
+                       f"{plan.name}: entropy at {value:g}, the largest value the baseline survives",
+                       out / "entropy_over_training.png", 7)
 
 
 def write_sweep_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path:

@@ -13,6 +13,7 @@ _EXPORTS = {
     "NoiseSchedule": ".processes.gaussian_diffusion",
     "GraphDiffusion": ".processes.graph_diffusion",
     "SampleGridCallback": ".training.callbacks",
+    "CollapseMonitor": ".training.collapse",
     "TrainingDiagnostics": ".training.diagnostics",
     "GraphGeneration": ".training.graph_generation",
     "GraphSamples": ".training.graph_generation",

@@ -7,6 +7,8 @@ Switches (GraphTransformerConfig), each off by default:
   node and edge embeddings;
 - `alpha_by_signal`: each sample's QGFD alpha is scaled by the share of bonds the chain has not yet corrupted at
   its timestep (alpha_bar(t) of the bond chain), so QGFD leans on the noisy graph only when it carries signal;
+- `rezero`: each residual branch is scaled by a learnable gate that starts at 0 (ReZero, Bachlechner et al. 2021),
+  so every layer starts as the identity: a non-contractive remedy for deep stacks collapsing their node states;
 - `graph`: which graph QGFD diffuses over at each layer: `noisy` (the input's bonds), `predicted` (the soft graph
   of bond probabilities the layer's edge state predicts through the output head), or `mixed` (`graph_mix` of the
   noisy graph plus the rest predicted); `graph_grad` lets gradients flow through the predicted graph."""
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +48,7 @@ class GraphTransformerConfig:
     graph_grad: bool = False  # predicted / mixed: gradients flow through the predicted graph
     qk_norm: bool = False  # LayerNorm on each head's queries and keys (QK-norm)
     spectral: str = "none"  # sigmaReparam on the attention projections: none | qk | all (qgfd_gen.spectral)
+    rezero: bool = False  # each residual branch times a learnable gate starting at 0 (ReZero)
 
     def __post_init__(self) -> None:
         if isinstance(self.rrwp_steps, bool) or not isinstance(self.rrwp_steps, int) or self.rrwp_steps < 0:
@@ -77,9 +81,11 @@ def feed_forward(dim: int, mult: int = 2, dropout: float = 0.0) -> nn.Sequential
 
 class GraphTransformerLayer(nn.Module):
     def __init__(self, node_dim: int, edge_dim: int, heads: int, qgfd: QGFDConfig, layer_index: int, dropout: float,
-                 qk_norm: bool = False, spectral: str = "none"):
+                 qk_norm: bool = False, spectral: str = "none", rezero: bool = False):
         super().__init__()
         self.heads = heads
+        # ReZero: the attention, node, edge and edge feed-forward branches each times a gate that starts at 0
+        self.gates = nn.Parameter(torch.zeros(4)) if rezero else None
         self.node_norm = nn.LayerNorm(node_dim)
         self.attention = QGFDAttention(node_dim, heads=heads, config=qgfd, layer_index=layer_index, qk_norm=qk_norm,
                                        spectral=spectral)
@@ -92,13 +98,17 @@ class GraphTransformerLayer(nn.Module):
     def forward(self, h: Tensor, e: Tensor, transition: AdjacencyTransition, padding: Tensor,
                 alpha_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         bias = rearrange(self.edge_bias(e), "b i j h -> b h i j")
-        h = h + self.dropout(self.attention(self.node_norm(h), transition=transition, key_padding_mask=padding,
-                                            attn_bias=bias, alpha_scale=alpha_scale))
-        h = h + self.node_ff(h)
+        attended = self.attention(self.node_norm(h), transition=transition, key_padding_mask=padding, attn_bias=bias,
+                                  alpha_scale=alpha_scale)
+        h = h + self.gated(0, self.dropout(attended))
+        h = h + self.gated(1, self.node_ff(h))
         projected = self.node_to_edge(h)
-        e = e + projected[:, :, None] + projected[:, None, :]  # symmetric in i, j
-        e = e + self.edge_ff(e)
+        e = e + self.gated(2, projected[:, :, None] + projected[:, None, :])  # symmetric in i, j
+        e = e + self.gated(3, self.edge_ff(e))
         return h, e
+
+    def gated(self, index: int, branch: Tensor) -> Tensor:
+        return branch if self.gates is None else self.gates[index] * branch
 
 
 class GraphTransformer(nn.Module):
@@ -125,20 +135,22 @@ class GraphTransformer(nn.Module):
         self.time_edge = nn.Linear(node_dim, edge_dim)
         self.layers = nn.ModuleList(
             GraphTransformerLayer(node_dim, edge_dim, config.heads, qgfd, index, config.dropout, config.qk_norm,
-                                  config.spectral)
+                                  config.spectral, config.rezero)
             for index in range(config.layers)
         )
         self.node_out = nn.Sequential(nn.LayerNorm(node_dim), nn.Linear(node_dim, num_atom_types))
         self.edge_out = nn.Sequential(nn.LayerNorm(edge_dim), nn.Linear(edge_dim, num_bond_types))
 
-    def forward(self, atoms: Tensor, bonds: Tensor, t: Tensor, node_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, atoms: Tensor, bonds: Tensor, t: Tensor, node_mask: Tensor, states: Optional[list[Tensor]] = None
+                ) -> tuple[Tensor, Tensor]:
+        """`states`, when given a list, receives the node states [B, n, node_dim]: the input embedding, then each
+        layer's output (for the collapse measures, models.measures.collapse)."""
         b, n, _ = atoms.shape
         pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
         bond_order = (bonds * torch.arange(self.num_bond_types, device=bonds.device, dtype=bonds.dtype)).sum(-1)
         valence = (bond_order * pair_mask).sum(-1).round().long().clamp(max=7)
         size = node_mask.sum(-1).clamp(max=self.max_atoms)
-        # the current noisy bond graph; padded atoms are masked out of it
-        adjacency = (bonds[..., 1:].sum(-1) > 0.5) & pair_mask
+        adjacency = self.noisy_graph(bonds, node_mask)
         node_extra, edge_extra = [], []
         if self.config.rrwp_steps:
             walk_node, walk_pair = random_walk_features(adjacency, self.config.rrwp_steps)
@@ -155,10 +167,20 @@ class GraphTransformer(nn.Module):
         noisy = AdjacencyTransition(adjacency)  # bool: the bind casts it once
         alpha_scale = self.signal_share(t) if self.config.alpha_by_signal else None
         padding = ~node_mask
+        if states is not None:
+            states.append(h)
         for layer in self.layers:
             transition = noisy if self.config.graph == "noisy" else self.believed_graph(e, adjacency, pair_mask)
             h, e = layer(h, e, transition, padding, alpha_scale)
+            if states is not None:
+                states.append(h)
         return self.node_out(h), self.bond_logits(e)
+
+    @staticmethod
+    def noisy_graph(bonds: Tensor, node_mask: Tensor) -> Tensor:
+        """The graph of the input's bonds [B, n, n] (bool): any bond type but 'none', padded atoms masked out."""
+        pair_mask = node_mask[:, :, None] & node_mask[:, None, :]
+        return (bonds[..., 1:].sum(-1) > 0.5) & pair_mask
 
     def bond_logits(self, e: Tensor) -> Tensor:
         logits = self.edge_out(e)

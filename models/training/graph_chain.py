@@ -83,6 +83,22 @@ class GraphChainModule(DiffusionModule):
         self.log_dict({f"{split}/loss": loss, f"{split}/atom_ce": atom_loss, f"{split}/bond_ce": bond_loss},
                       sync_dist=True, batch_size=atoms.shape[0])
 
+    @torch.no_grad()
+    def collapse_states(self, batch, seed: int = 0) -> tuple[list[Tensor], Tensor, Tensor]:
+        """(node states after the embedding and after each layer, node mask, noisy graph) of the denoiser on the
+        batch noised at timesteps spread evenly over the chain, with noise fixed by `seed`, leaving the global
+        random state as it was (models.training.collapse measures them)."""
+        atoms, bonds = batch
+        count = atoms.shape[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            t = torch.linspace(1, self.diffusion.num_timesteps, count).round().long().to(atoms.device)
+            node_mask = atoms >= 0
+            x_t, e_t = self.diffusion.noise(atoms, bonds, t, node_mask)
+        states: list[Tensor] = []
+        self.denoiser(x_t, e_t, t.float() / self.diffusion.num_timesteps, node_mask, states=states)
+        return states, node_mask, self.denoiser.noisy_graph(e_t, node_mask)
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def check_sampling(self, num: int, steps: Optional[int] = None, exit_share: Optional[float] = None) -> None:

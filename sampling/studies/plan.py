@@ -46,6 +46,8 @@ class StudyGoal:
     max_step_ratio: float = 1.1
     pairs: list[list[str]] = field(default_factory=list)  # sweep studies: [with, without] arms compared head to head
     margin: float = 0.0  # sweep studies: a lower sensitivity counts when lower by this share of the other's
+    at: list[float] = field(default_factory=list)  # studies sweeping another key: the values judged (all if empty)
+    also_above: list[str] = field(default_factory=list)  # ... and one of these must stay above the against arm's
 
 
 @dataclass
@@ -62,6 +64,12 @@ class StudyPlan:
     goal: Optional[StudyGoal] = None
     sweep: dict[str, list[Any]] = field(default_factory=dict)  # one key swept across every named arm (say the lr)
     sweep_of: dict[str, tuple[str, Any]] = field(default_factory=dict)  # expanded arm -> (named arm, swept value)
+
+    @property
+    def sweeps_learning_rate(self) -> bool:
+        """A sweep of the learning rate gets the sensitivity report; a sweep of any other key (the depth, say) the
+        report of each arm against the baseline at each value."""
+        return any(key.rsplit(".", 1)[-1] == "lr" for key in self.sweep)
 
     @property
     def evaluates(self) -> bool:
@@ -200,7 +208,13 @@ def _goal(value: Any, arms: dict[str, Any], path: Path) -> Optional[StudyGoal]:
     margin = value.get("margin", 0.0)
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise UsageError(f"{str(path)!r}: goal.margin={margin!r}; give a share in [0, 1), such as 0.1")
-    return StudyGoal(list(metrics), list(against), float(ratio), [list(p) for p in pairs], float(margin))
+    at, also_above = value.get("at", []), value.get("also_above", [])
+    if not (isinstance(at, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in at)):
+        raise UsageError(f"{str(path)!r}: goal.at={at!r}; give a list of swept values, e.g. [16, 32]")
+    if not (isinstance(also_above, list) and all(isinstance(m, str) for m in also_above)):
+        raise UsageError(f"{str(path)!r}: goal.also_above={also_above!r}; give a list of measure names")
+    return StudyGoal(list(metrics), list(against), float(ratio), [list(p) for p in pairs], float(margin),
+                     [float(v) for v in at], list(also_above))
 
 
 def _relative(study: Path, value: Any, name: str) -> Path:

@@ -25,6 +25,10 @@ COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False,
 # what models.StabilityMonitor summarises of a run (sampling.studies.runs.stability_summary)
 STABILITY = {"max_grad_norm": False, "grad_spikes": False, "loss_spikes": False, "clipped_steps": False,
              "nonfinite_steps": False, "min_entropy_pT": True, "min_entropy_p0": True, "max_logit": False}
+# what models.CollapseMonitor summarises of a run (sampling.studies.runs.collapse_summary): the last layer's node
+# states at initialisation and at the end; higher is further from collapse
+COLLAPSE = {f"{name}_{when}": True for name in ("consensus_distance", "effective_rank", "dirichlet_energy")
+            for when in ("init", "end")}
 
 
 def _finite(value: Any) -> bool:
@@ -38,7 +42,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def higher_is_better(column: str) -> bool:
-    return {**QUALITY, **COST, **STABILITY}.get(column.split("@")[0], False)
+    return {**QUALITY, **COST, **STABILITY, **COLLAPSE}.get(column.split("@")[0], False)
 
 
 def mean_std(values: list[float]) -> tuple[float, Optional[float]]:

@@ -38,15 +38,24 @@ class StudyRequest:
 
 def check_goal_metrics(plan) -> None:
     """A goal names metrics the report knows: a misspelt one would give a verdict on nothing."""
-    from .report import QUALITY
+    from .report import COLLAPSE, COST, QUALITY, STABILITY
     from .sweep_report import GOAL_METRICS as SWEEP_GOAL_METRICS
 
     if plan.goal is None:
         return
-    known = SWEEP_GOAL_METRICS if plan.sweep else tuple(QUALITY)
-    unknown = [m for m in plan.goal.metrics if m.split("@")[0] not in known]
-    if unknown:
-        raise UsageError(f"goal.metrics {unknown} are not metrics the report knows; choose from {', '.join(known)}")
+    if plan.sweeps_learning_rate:
+        known = SWEEP_GOAL_METRICS
+    elif plan.sweep:
+        known = (*QUALITY, *COST, *STABILITY, *COLLAPSE)
+    else:
+        known = tuple(QUALITY)
+    for field_name in ("metrics", "also_above"):
+        unknown = [m for m in getattr(plan.goal, field_name) if m.split("@")[0] not in known]
+        if unknown:
+            raise UsageError(f"goal.{field_name} {unknown} are not metrics the report knows; choose from {', '.join(known)}")
+    swept = {float(v) for values in plan.sweep.values() for v in values}
+    if plan.goal.at and not set(plan.goal.at) <= swept:
+        raise UsageError(f"goal.at={plan.goal.at!r} names values the sweep does not run; it runs {sorted(swept)}")
 
 
 def run_request(request: StudyRequest) -> int:

@@ -107,6 +107,7 @@ def train(run: Run) -> dict[str, Any]:
         "val_loss": _float(validation.get("val/loss")),
         "nonfinite_losses": diagnostics.nonfinite_losses, "skipped_steps": diagnostics.skipped_steps,
         "torch_threads": torch.get_num_threads(), "code": trained_by(attempts), **stability_summary(run.folder),
+        **collapse_summary(run.folder),
     }
     write_json(record_path, record)
     return record
@@ -125,6 +126,16 @@ def stability_summary(folder: Path) -> dict[str, Any]:
     return summary
 
 
+def collapse_summary(folder: Path) -> dict[str, Any]:
+    """The last layer's collapse measures at initialisation and at the end (models.CollapseMonitor's collapse.json
+    of the last logs version), when the run had the monitor; the per-layer probes stay in that file."""
+    found = sorted((folder / "logs").glob("version_*/collapse.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not found:
+        return {}
+    summary = json.loads(found[-1].read_text())
+    return {key: value for key, value in summary.items() if key != "probes"}
+
+
 def diverged_record(run: Run, attempts: list[dict[str, Any]], resumed: bool, seconds: float, message: str
                     ) -> dict[str, Any]:
     """The record of a run that training stopped as diverged: no final checkpoint, no validation."""
@@ -132,7 +143,8 @@ def diverged_record(run: Run, attempts: list[dict[str, Any]], resumed: bool, sec
     record = {"parameters": None, "steps": summary.get("monitored_steps"), "train_seconds": seconds,
               "resumed": resumed, "seconds_per_step": None, "step_memory_mb": None,
               "train_loss": final_training_loss(run.folder), "val_loss": None, "torch_threads": torch.get_num_threads(),
-              "stopped": message, "code": trained_by(attempts), **summary, "diverged": True}
+              "stopped": message, "code": trained_by(attempts), **summary, **collapse_summary(run.folder),
+              "diverged": True}
     write_json(run.folder / "training.json", record)
     return record
 

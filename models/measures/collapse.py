@@ -18,7 +18,7 @@ value per graph, in float64.
 Example:
     >>> import torch
     >>> same = torch.ones(1, 4, 3)
-    >>> consensus_distance(same).item(), effective_rank(same).item()
+    >>> consensus_distance(same).item(), round(effective_rank(same).item(), 6)
     (0.0, 1.0)
     >>> path = torch.tensor([[0., 1., 0.], [1., 0., 1.], [0., 1., 0.]])
     >>> dirichlet_energy(torch.tensor([[0.], [1.], [3.]]), path).item()  # (1 - 0)^2 + (3 - 1)^2

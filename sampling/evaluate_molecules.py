@@ -19,6 +19,7 @@ from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, write_json
 
 from .distributed import Shard
+from .moses_scoring import diversity_columns, moses_columns
 from .kept_samples import write_molecule_samples
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring
@@ -40,14 +41,23 @@ def read_reference(path: str, role: str) -> list[str]:
 def evaluate_smiles_file(scoring: SmilesFileScoring) -> int:
     if not (scoring.train and scoring.json):
         raise UsageError("--samples needs --train TRAIN.smi and --json OUT.json (and --test TEST.smi for FCD)")
-    check_outputs({"--json": scoring.json}, {"--samples": scoring.samples, "--train": scoring.train, "--test": scoring.test})
+    if scoring.moses and not scoring.test:
+        raise UsageError("--moses needs --test TEST.smi (MOSES's Test set; add --test-sf for its scaffold split TestSF)")
+    if scoring.test_sf and not scoring.moses:
+        raise UsageError("--test-sf is scored only with --moses; add --moses or drop --test-sf")
+    check_outputs({"--json": scoring.json}, {"--samples": scoring.samples, "--train": scoring.train, "--test": scoring.test,
+                                             "--test-sf": scoring.test_sf})
     samples = [s or None for s in read_smiles_file(scoring.samples, keep_empty=True)]
     if not samples:
         raise UsageError(f"samples file {scoring.samples!r} holds no samples (one SMILES per line; an empty line "
                          f"is an invalid sample)")
     train = read_reference(scoring.train, "training")
     test = read_reference(scoring.test, "test") if scoring.test else None
+    test_sf = read_reference(scoring.test_sf, "scaffold test") if scoring.test_sf else None
     scores = score_molecules(samples, train, test, with_fcd=scoring.fcd and test is not None)
+    scores.update(diversity_columns(samples))
+    if scoring.moses:
+        scores.update(moses_columns(samples, test, test_sf))
     readable = [s if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]
     mols = [Chem.MolFromSmiles(s) if s else None for s in readable]
     scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=scoring.nspdk))
@@ -55,7 +65,8 @@ def evaluate_smiles_file(scoring: SmilesFileScoring) -> int:
     if too_long:
         print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
     scores.setdefault("fcd", None)
-    scores.update(num_too_long=too_long, samples_file=str(scoring.samples))
+    scores.update(num_too_long=too_long, samples_file=str(scoring.samples), train_file=str(scoring.train),
+                  test_file=scoring.test and str(scoring.test), test_sf_file=scoring.test_sf and str(scoring.test_sf))
     write_json(scoring.json, scores)
     print(summary(scores, MOLECULE_METRICS))
     return 0
@@ -109,16 +120,21 @@ def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str],
     identity = {"checkpoint_sha256": digest, "sampler": CHAIN_SAMPLER, "seed": sweep.seed,
                 "num_samples": sweep.num_samples, "batch_size": sweep.batch_size, "fcd": settings.fcd,
                 "nspdk": settings.nspdk,
-                "qgfd_max_iterations": sweep.qgfd_max_iterations}
+                "qgfd_max_iterations": sweep.qgfd_max_iterations, **({"moses": True} if settings.moses else {})}
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "train_molecules": len(train),
             "test_molecules": len(test), "nspdk_reference_molecules": NSPDK_REFERENCE_SIZE}
     results = SweepResults(sweep.out, meta, metrics)
     novelty, reference = reference_sets(tuple(train), tuple(test) if settings.fcd else None)
+    scaffold_test = getattr(datamodule, "scaffold_test_smiles", None)
+    test_sf = scaffold_test() if settings.moses and scaffold_test is not None else None
 
     def score(result) -> dict:
         scores = score_molecules(result.smiles, novelty, reference, with_fcd=settings.fcd)
         raws = decode_raw_graphs(result.atoms, result.bonds, model.vocab)
         scores.update(graph_scores(result.mols, raws, test, with_nspdk=settings.nspdk))
+        scores.update(diversity_columns(result.smiles))
+        if settings.moses:
+            scores.update(moses_columns(result.smiles, test, test_sf))
         return scores
 
     return results, score, keep_molecules

@@ -105,7 +105,7 @@ KIND_KEYS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
                "atol": _floats, "end_log_snr": _number, "exit_levels": _floats, "exit_tol": _floats, "eta": _unit,
                "inception_weights": _text, "feature_extractor": _text, "nll_images": _positive_int,
                "nll_timesteps": _positive_int, "reference_images": _positive_int},
-    "molecules": {"exit_share": _floats, "exit_tol": _floats, "no_fcd": _flag, "no_nspdk": _flag},
+    "molecules": {"exit_share": _floats, "exit_tol": _floats, "no_fcd": _flag, "no_nspdk": _flag, "moses": _flag},
     "graphs": {"exit_share": _floats, "exit_tol": _floats, "kernel": _choices(GRAPH_KERNELS)},
 }
 
@@ -152,5 +152,6 @@ def evaluation_settings(kind: str, checkpoint: str, out: str, options: Mapping[s
                                nll_images=given.get("nll_images", 256), nll_timesteps=given.get("nll_timesteps"),
                                reference_images=given.get("reference_images"))
     if kind == "molecules":
-        return MoleculeEvaluation(sweep, fcd=not given.get("no_fcd", False), nspdk=not given.get("no_nspdk", False))
+        return MoleculeEvaluation(sweep, fcd=not given.get("no_fcd", False), nspdk=not given.get("no_nspdk", False),
+                                  moses=given.get("moses", False))
     return GraphEvaluation(sweep, kernel=given.get("kernel", ("tv",))[0])

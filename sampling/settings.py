@@ -71,6 +71,7 @@ class MoleculeEvaluation:
     sweep: SweepSettings
     fcd: bool = True
     nspdk: bool = True
+    moses: bool = False  # MOSES's scorecard (sampling.moses_scoring): Filters, IntDiv, unique@k, SNN/Frag/Scaf, W1
 
 
 @dataclass
@@ -83,6 +84,8 @@ class SmilesFileScoring:
     json: Optional[str]
     fcd: bool = True
     nspdk: bool = True
+    moses: bool = False
+    test_sf: Optional[str] = None  # MOSES's scaffold test set (TestSF), for --moses
 
 
 @dataclass

@@ -106,9 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "molecule must stay the same valid, connected molecule (sweeps each)")
     mols.add_argument("--no-fcd", action="store_true")
     mols.add_argument("--no-nspdk", action="store_true", help="skip the NSPDK MMD against the test set (about 10 s a row)")
+    mols.add_argument("--moses", action="store_true",
+                      help="MOSES's scorecard too: Filters, IntDiv1/2, unique@1k/10k, and SNN, Frag, Scaf and the "
+                           "logP/SA/QED/weight Wasserstein distances against Test (and TestSF); the references' "
+                           "statistics are computed once (minutes for MOSES's test set) and cached")
     mols.add_argument("--samples", default=None, help="score this SMILES file instead of sampling")
     mols.add_argument("--train", default=None, help="training SMILES (novelty), with --samples")
-    mols.add_argument("--test", default=None, help="test SMILES (FCD), with --samples")
+    mols.add_argument("--test", default=None, help="test SMILES (FCD; --moses: Test), with --samples")
+    mols.add_argument("--test-sf", default=None, help="MOSES's scaffold test SMILES (--moses: TestSF), with --samples")
     mols.add_argument("--json", default=None, help="where to write the scores of --samples")
 
     add_graph_parser(sub)
@@ -208,11 +213,14 @@ def run_evaluation(args: argparse.Namespace) -> int:
         return evaluate_graphs(GraphEvaluation(sweep_from_options(args, [CHAIN_SAMPLER]), kernel=args.kernel))
     if args.samples:
         return evaluate_smiles_file(SmilesFileScoring(args.samples, args.train, args.test, args.json,
-                                                      fcd=not args.no_fcd, nspdk=not args.no_nspdk))
+                                                      fcd=not args.no_fcd, nspdk=not args.no_nspdk,
+                                                      moses=args.moses, test_sf=args.test_sf))
     if not args.ckpt:
         raise UsageError("give --ckpt CKPT to sample, or --samples FILE.smi to score a file")
+    if args.test_sf:
+        raise UsageError("--test-sf goes with --samples; a checkpoint's data module names its own test sets")
     return evaluate_molecules(MoleculeEvaluation(sweep_from_options(args, [CHAIN_SAMPLER]), fcd=not args.no_fcd,
-                                                 nspdk=not args.no_nspdk))
+                                                 nspdk=not args.no_nspdk, moses=args.moses))
 
 
 @command

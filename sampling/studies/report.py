@@ -20,7 +20,12 @@ from .plots import plot_cost, plot_losses, plot_quality, plot_residuals
 QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True, "nspdk_mmd": False,
            "fid": False, "kid": False, "is": True, "nll_bpd": False,
            "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
-           "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True}
+           "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True,
+           # diversity beside quality (IntDiv of molecules; recall and coverage of images) and MOSES's scorecard
+           "intdiv1": True, "intdiv2": True, "precision": True, "recall": True, "density": True, "coverage": True,
+           "filters": True, "unique_1k": True, "unique_10k": True,
+           **{f"{m}_{ref}": True for m in ("snn", "frag", "scaf") for ref in ("test", "testsf")},
+           **{f"{p}_w1_{ref}": False for p in ("logp", "sa", "qed", "weight") for ref in ("test", "testsf")}}
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
 # what models.StabilityMonitor summarises of a run (sampling.studies.runs.stability_summary)
 STABILITY = {"max_grad_norm": False, "grad_spikes": False, "loss_spikes": False, "clipped_steps": False,

@@ -30,6 +30,29 @@ def test_scoring_a_smiles_file(tmp_path):
     assert scores["connected"] == pytest.approx(4 / 6)  # one piece, valid or not: the pentavalent carbon counts
     assert scores["largest_fragment_validity"] == pytest.approx(0.5)
     assert scores["nspdk_mmd"] > 0
+    assert scores["intdiv1"] > 0 and "snn_test" not in scores  # diversity always; MOSES's scorecard on request
+
+
+def test_scoring_a_smiles_file_with_moses_scorecard(tmp_path, monkeypatch):
+    monkeypatch.setenv("QGFD_CACHE", str(tmp_path / "cache"))
+    samples, train, test, scaffolds = (tmp_path / name for name in ("s.smi", "train.smi", "test.smi", "sf.smi"))
+    drugs = ["CCN(CC)C(=O)c1ccc2ccccc2c1", "O=C(Nc1ccccc1)c1ccc2[nH]ccc2c1", "COc1ccc(-c2nc3ccccc3o2)cc1"]
+    samples.write_text("\n".join(drugs + ["CCC=O", "xyz"]) + "\n")
+    train.write_text("CCO\n")
+    test.write_text("\n".join(drugs) + "\n")
+    scaffolds.write_text("Cc1ccc(S(=O)(=O)N2CCCC2)cc1\nc1ccc2ccccc2c1\n")
+    out = tmp_path / "scores.json"
+    argv = ["molecules", "--samples", str(samples), "--train", str(train), "--test", str(test), "--no-fcd", "--no-nspdk"]
+    assert eval_main(argv + ["--test-sf", str(scaffolds), "--json", str(out)]) == 2  # --test-sf without --moses
+    assert eval_main(["molecules", "--samples", str(samples), "--train", str(train), "--moses", "--json", str(out)]) == 2
+    assert not out.exists()
+    assert eval_main(argv + ["--moses", "--test-sf", str(scaffolds), "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["filters"] == pytest.approx(3 / 4)  # the aldehyde fails MCF; the invalid sample is not counted
+    assert scores["snn_test"] > scores["snn_testsf"] and scores["frag_test"] > 0.9
+    assert scores["moses_references"] == {"test": 3, "testsf": 2} and scores["test_sf_file"] == str(scaffolds)
+    assert scores["unique_1k"] is None and "needs 1000 valid samples" in scores["moses_notes"]["unique_1k"]
+    assert len(list((tmp_path / "cache" / "moses-references").glob("*.npz"))) == 2
 
 
 def test_image_sweep_writes_results_and_early_exit_saves_evaluations(image_checkpoint, tmp_path):

@@ -22,7 +22,8 @@ from .results import SweepResults
 from .settings import ImageEvaluation
 from .sweep import check_sweep, launch_sweep, run_sweep, writer_lock
 
-IMAGE_METRICS = ("fid", "kid", "is", "nll")
+IMAGE_METRICS = ("fid", "kid", "is", "nll", "prdc")  # prdc: precision, recall, density, coverage
+PRDC_COLUMNS = ("precision", "recall", "density", "coverage")
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's default subset size
 FULL_FID_SAMPLES = 10_000  # the field's least count for FID; fewer are labelled with their count
 
@@ -31,16 +32,17 @@ def build_image_quality(metrics: tuple[str, ...], inception_weights: Optional[st
                         kid_subset_size: int) -> tuple[Optional[ImageQuality], Optional[str]]:
     """The FID / KID / IS metric object (or None) and what it cannot compute here (or None). Its `network` is the
     id recorded with every result and part of the reference statistics' key."""
-    want_fid, want_kid, want_is = ("fid" in metrics, "kid" in metrics, "is" in metrics)
-    if not (want_fid or want_kid or want_is):
+    want_fid, want_kid, want_is, want_prdc = ("fid" in metrics, "kid" in metrics, "is" in metrics, "prdc" in metrics)
+    if not (want_fid or want_kid or want_is or want_prdc):
         return None, None
     if feature_extractor:
         extractor, extractor_id = load_feature_extractor(feature_extractor)
         quality = ImageQuality(extractor, want_fid=want_fid, want_is=want_is, want_kid=want_kid,
-                               kid_subset_size=kid_subset_size, extractor_id=extractor_id)
+                               kid_subset_size=kid_subset_size, extractor_id=extractor_id, want_prdc=want_prdc)
         return quality, None
     try:
-        quality = ImageQuality(None, inception_weights, want_fid, want_is, want_kid, kid_subset_size=kid_subset_size)
+        quality = ImageQuality(None, inception_weights, want_fid, want_is, want_kid, kid_subset_size=kid_subset_size,
+                               want_prdc=want_prdc)
     except (InceptionUnavailable, DataUnavailableError) as error:
         return None, str(error)
     return quality, quality.unavailable
@@ -128,7 +130,7 @@ def _evaluate_images(shard: Shard, job: tuple[ImageEvaluation, Optional[str]]) -
                 scores["nll_bpd"] = nll
             return scores
 
-        run_sweep(model, sweep, results, draw, score, ("fid", "kid", "is", "nll_bpd"), shard)
+        run_sweep(model, sweep, results, draw, score, ("fid", "kid", "is", "nll_bpd", *PRDC_COLUMNS), shard)
         if not shard.is_main:
             return None
         samplers = ", ".join(dict.fromkeys(r["sampler"] for r in results.rows))  # the folder's, not this call's
@@ -157,7 +159,8 @@ def _prepare_scoring(model, settings: ImageEvaluation, digest: Optional[str]
                 "adaptive_method": ADAPTIVE_METHOD, "exit_method": EXIT_METHOD}
     meta = {"identity": identity, "checkpoint": sweep.checkpoint, "not_computed": unavailable,
             "fid_network": extractor_id or None, "resize": quality.resize if quality is not None else None}
-    results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "kid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics])
+    results = SweepResults(sweep.out, meta, metrics=[m for m in ("fid", "kid", "is", "nll_bpd") if m.split("_")[0] in settings.metrics]
+                           + (list(PRDC_COLUMNS) if "prdc" in settings.metrics else []))
     if quality is not None and (quality.fid is not None or quality.kid is not None):
         load_or_compute_real_statistics(quality, datamodule, settings)
     nll = held_out_nll(model, datamodule, settings) if "nll" in settings.metrics else None

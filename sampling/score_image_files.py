@@ -69,7 +69,8 @@ def score_image_files(scoring: ImageFileScoring) -> int:
                   seconds=round(time.perf_counter() - start, 1), not_computed=unavailable)
     if quality.fid is not None and len(samples) < FULL_FID_SAMPLES:  # small-sample FID is biased upwards
         scores["fid_label"] = f"FID@{len(samples)}"
-    print(" ".join(f"{name} {scores[name]:.4g}" for name in ("fid", "kid", "kid_std", "is", "is_std") if name in scores)
+    shown = ("fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage")
+    print(" ".join(f"{name} {scores[name]:.4g}" for name in shown if isinstance(scores.get(name), float))
           + f" ({len(samples)} samples, {reference_count or 'an unknown number of'} reference images, {quality.network})")
     if scoring.json:
         write_json(scoring.json, scores)

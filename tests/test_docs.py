@@ -56,7 +56,8 @@ def test_the_manual_builds_strictly(tmp_path):
                                     "models.networks.digits_classifier", "models.training.image_diffusion",
                                     "datamodules.images", "datamodules.synthetic_graphs", "qgfd_gen.spectral",
                                     "qgfd_gen.attention_statistics", "models.measures.molecule_metrics",
-                                    "models.measures.graph_statistics", "models.measures.collapse"])
+                                    "models.measures.graph_statistics", "models.measures.collapse",
+                                    "models.measures.moses_metrics", "models.measures.precision_recall"])
 def test_the_public_apis_examples_run(module):
     """The docstrings' examples are doctests: an example that no longer runs fails here."""
     import doctest

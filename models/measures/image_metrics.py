@@ -62,12 +62,14 @@ class ImageQuality(nn.Module):
         want_is: compute IS (needs logits).
         want_kid: compute KID.
         kid_subset_size: KID's subset size (at most the number of images).
+        want_prdc: compute precision, recall, density and coverage (models.measures.precision_recall) from the
+            features KID keeps (so KID's features are kept even when KID itself is not asked for).
         extractor_id: names the extractor in the results, so that numbers from two networks are never compared.
     """
 
     def __init__(self, feature_extractor: Optional[nn.Module] = None, inception_weights: Optional[str] = None,
                  want_fid: bool = True, want_is: bool = True, want_kid: bool = False, kid_subset_size: int = 100,
-                 extractor_id: str = "custom"):
+                 extractor_id: str = "custom", want_prdc: bool = False):
         super().__init__()
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.inception import InceptionScore
@@ -76,6 +78,7 @@ class ImageQuality(nn.Module):
         self.fid = self.kid = self.inception_score = None
         self.unavailable: Optional[str] = None  # a requested metric that cannot be computed here, and why
         self.resize: Optional[str] = RESIZE  # how images reach the network (a custom extractor takes them as they are)
+        self.report_kid, self.want_prdc = want_kid, want_prdc
         common = {"normalize": True, "sync_on_compute": False}
         logits = None
         if feature_extractor is not None:
@@ -106,7 +109,7 @@ class ImageQuality(nn.Module):
             features = {"feature": SharedFeatures(features["feature"])}
         if want_fid:
             self.fid = FrechetInceptionDistance(reset_real_features=False, **features, **common)
-        if want_kid:
+        if want_kid or want_prdc:  # precision and recall read the features KID keeps of both sets
             self.kid = KernelInceptionDistance(reset_real_features=False, subset_size=kid_subset_size, **features, **common)
 
     def update_real(self, images: Tensor) -> None:
@@ -155,7 +158,7 @@ class ImageQuality(nn.Module):
         out = {}
         if self.fid is not None:
             out["fid"] = float(self.fid.compute())
-        if self.kid is not None:
+        if self.kid is not None and self.report_kid:
             with torch.random.fork_rng(devices=[]):  # KID draws random subsets: fixed, so that it is a function of
                 torch.manual_seed(0)  # the images alone and measuring it leaves training's random stream alone
                 mean, std = self.kid.compute()
@@ -165,6 +168,13 @@ class ImageQuality(nn.Module):
                 torch.manual_seed(0)  # splits: a fixed shuffle makes it a function of the images alone
                 mean, std = self.inception_score.compute()
             out["is"], out["is_std"] = float(mean), float(std)  # std is NaN (null in JSON) with one split
+        if self.want_prdc:
+            from .precision_recall import NEAREST_K, precision_recall_density_coverage
+
+            real, fake = (torch.cat([f.float() for f in self.kid.real_features]),
+                          torch.cat([f.float() for f in self.kid.fake_features]))
+            out.update(precision_recall_density_coverage(real, fake))
+            out["prdc_k"] = NEAREST_K
         return out
 
     def reset_fake(self) -> None:

@@ -83,8 +83,8 @@ def load_statistics(path: str | Path, quality: ImageQuality, what: str = "--refe
                          f"{quality.network!r}: compute the reference with the same network")
     state = saved["state"]
     if quality.kid is not None and "kid_features" not in state:
-        raise IncompleteStatistics(f"{what} {str(path)!r} holds FID statistics only; KID needs the reference's features "
-                         f"(drop kid from --metrics, or give the reference images)")
+        raise IncompleteStatistics(f"{what} {str(path)!r} holds FID statistics only; KID and prdc need the reference's features "
+                         f"(drop kid and prdc from --metrics, or give the reference images)")
     if quality.fid is not None and "sum" not in state:
         raise IncompleteStatistics(f"{what} {str(path)!r} holds no FID statistics")
     quality.load_real_state(state)
@@ -93,8 +93,8 @@ def load_statistics(path: str | Path, quality: ImageQuality, what: str = "--refe
 
 def _load_mu_sigma(path: Path, quality: ImageQuality, what: str) -> None:
     if quality.kid is not None:
-        raise IncompleteStatistics(f"{what} {str(path)!r} holds mean and covariance only; KID needs the reference's features "
-                         f"(drop kid from --metrics, or give the reference images)")
+        raise IncompleteStatistics(f"{what} {str(path)!r} holds mean and covariance only; KID and prdc need the reference's features "
+                         f"(drop kid and prdc from --metrics, or give the reference images)")
     try:
         with np.load(path, allow_pickle=False) as data:
             mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)

@@ -26,7 +26,7 @@ from qgfd_gen.errors import UsageError, command
 
 from .options import add_device_options, add_end_log_snr_option, device, float_list, int_list, positive_int, unit_interval
 
-FILE_METRICS = ("fid", "kid", "is")  # of image files: no model, so no NLL
+FILE_METRICS = ("fid", "kid", "is", "prdc")  # of image files: no model, so no NLL
 
 
 def sampler_list(text: str) -> list[str]:
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--ckpt", default=None)
     _sweep_options(images, "10,20,50,100")
     images.add_argument("--metrics", type=metric_list, default=None,
-                        help=f"default fid,kid,is,nll (with --samples: {','.join(FILE_METRICS)})")
+                        help=f"default fid,kid,is,nll,prdc (with --samples: {','.join(FILE_METRICS)}); prdc: precision, "
+                             f"recall, density and coverage (k = 3) in FID's features")
     images.add_argument("--sampler", type=sampler_list, default=["ddim"],
                         help="one or more of ddpm,ddim,dpm++,dpm++-unclipped,adaptive (comma-separated): each is swept")
     images.add_argument("--rtol", type=float_list, default=None,

@@ -140,7 +140,7 @@ def test_mu_and_sigma_give_the_fid_of_the_features_they_summarise(tmp_path):
     load_statistics(tmp_path / "stats.npz", from_file)
     from_file.update_fake(fake)
     assert from_file.compute()["fid"] == pytest.approx(direct.compute()["fid"], rel=1e-5)
-    with pytest.raises(UsageError, match="KID needs the reference's features"):
+    with pytest.raises(UsageError, match="KID and prdc need the reference's features"):
         load_statistics(tmp_path / "stats.npz", quality_of())
     np.savez(tmp_path / "narrow.npz", mu=np.zeros(3), sigma=np.eye(3))
     with pytest.raises(UsageError, match="do not match the network's 8 features"):

@@ -17,7 +17,8 @@ class BenchRequest:
     """One `qgfd-bench` call.
 
     Attributes:
-        suite: ``operator``, ``unet``, ``molecules``, ``structure``, ``sampler`` or ``gpu``.
+        suite: ``operator``, ``unet``, ``molecules``, ``structure``, ``sampler``, ``gpu``, or a calibration:
+            ``moses-calibration``, ``prdc-calibration`` (sampling.benchmarks.calibration).
         out: the JSON file; None: ``bench-<suite>.json``.
         repeats: timed repeats after the warm-up.
         threads: torch threads; None: torch's choice.
@@ -97,6 +98,18 @@ def run_suite(request: BenchRequest, meta: dict, say: Callable[[str], None]) -> 
         print_ratios(meta["ratios"])
     elif request.suite == "gpu":
         return run_gpu_suite(request, meta, say)
+    elif request.suite == "moses-calibration":
+        from .calibration import moses_calibration, print_calibration_table
+
+        rows = moses_calibration(get("data_dir", "../shared/data/moses"), get("count", 30000), get("seed", 0),
+                                 not get("no_fcd", False), get("fcd_reference", 10000), say)
+        print_calibration_table(rows, ("metric", "ours", "moses_train", "difference"))
+    elif request.suite == "prdc-calibration":
+        from .calibration import prdc_calibration, print_calibration_table
+
+        rows = prdc_calibration(get("images", "../shared/data/cifar10-train-jpg.zip"), get("count", 2500),
+                                tuple(get("noise", [0.05, 0.1, 0.2])), get("seed", 0), say=say)
+        print_calibration_table(rows, ("noise_sigma", "fid", "precision", "recall", "density", "coverage"))
     elif request.suite == "sampler":
         from models.training.loading import load_model
 

@@ -8,6 +8,8 @@
     qgfd-bench structure --study configs/studies/qm9-structure.yaml   # that study's arms, on its data
     qgfd-bench sampler         # the workbench's samplers against diffusers' loop on the same U-Net
     qgfd-bench gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
+    qgfd-bench moses-calibration   # MOSES's scorecard of 30,000 training molecules beside MOSES's published row
+    qgfd-bench prdc-calibration    # precision / recall of two CIFAR-10 halves, then of one half with noise
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process. The
 suites are `sampling.benchmarks`.
@@ -23,7 +25,7 @@ from qgfd_gen.errors import command
 
 from .options import int_list, number_in, positive_float, positive_int
 
-SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu")
+SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu", "moses-calibration", "prdc-calibration")
 alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 
@@ -89,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--data-dir", default=None,
                      help="where the configs' data sets are (default: each config's data_dir); a set that is not there "
                           "is replaced by random inputs, never downloaded")
+    moses = _suite_parser(sub, "moses-calibration", "MOSES's scorecard of its own training molecules, beside MOSES's row")
+    moses.add_argument("--data-dir", default=None, help="MOSES's split (default ../shared/data/moses)")
+    moses.add_argument("--count", type=positive_int, default=None, help="training molecules drawn (30000)")
+    moses.add_argument("--seed", type=int, default=None, help="the draw's seed (0)")
+    moses.add_argument("--no-fcd", action="store_true", help="skip FCD (ChemNet on the test sets: the slow part)")
+    moses.add_argument("--fcd-reference", type=positive_int, default=None,
+                       help="molecules drawn from each test set for FCD (10000; ChemNet runs about 100 a second here)")
+    prdc = _suite_parser(sub, "prdc-calibration", "precision / recall of two CIFAR-10 halves, then with noise")
+    prdc.add_argument("--images", default=None, help="CIFAR-10's images as a zip (default ../shared/data/cifar10-train-jpg.zip)")
+    prdc.add_argument("--count", type=positive_int, default=None, help="images per half (2500)")
+    prdc.add_argument("--noise", type=lambda t: [float(x) for x in t.split(",")], default=None,
+                      help="pixel noise sigmas on [0, 1] images (0.05,0.1,0.2)")
+    prdc.add_argument("--seed", type=int, default=None, help="the draw's seed (0)")
     return parser
 
 

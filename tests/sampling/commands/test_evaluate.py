@@ -13,7 +13,8 @@ from sampling.commands.evaluate import main as eval_main
 from extractor_cases import TinyExtractor
 
 # source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
-COVERS = ["sampling.evaluate_images", "sampling.evaluate_molecules", "sampling.results", "sampling.sweep"]
+COVERS = ["sampling.evaluate_images", "sampling.evaluate_molecules", "sampling.results", "sampling.sweep",
+          "sampling.moses_scoring"]
 
 
 def test_scoring_a_smiles_file(tmp_path):

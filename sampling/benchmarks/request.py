@@ -43,7 +43,8 @@ def print_ratios(ratios: dict[str, float]) -> None:
 
 
 def run_gpu_suite(request: BenchRequest, meta: dict, say: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
-    """The gpu suite's rows, and those of parts that failed or gave non-finite losses."""
+    """The gpu suite's rows, and those of parts that failed or gave non-finite losses; the JSON is written after
+    every part (so a run stopped by a device's time limit leaves what finished), then once more at the end."""
     import torch
 
     from .gpu import GPU_CONFIGS, TOTAL_TRAIN_SECONDS, gpu_suite, print_gpu_table
@@ -57,7 +58,9 @@ def run_gpu_suite(request: BenchRequest, meta: dict, say: Callable[[str], None])
                                      budget or (120.0 if tiny else min(40.0, TOTAL_TRAIN_SECONDS / (2 * len(configs)))),
                                      request.get("num_images", 8 if tiny else 1000), 2 if tiny else 50,
                                      budget or (120.0 if tiny else 90.0), request.get("reference"), device,
-                                     tiny, say, request.get("data_dir"))
+                                     tiny, say, request.get("data_dir"), request.get("samples_npz"),
+                                     lambda rows: write_json(check_request(request), {"meta": meta, "rows": rows,
+                                                                                     "partial": True}))
     print_gpu_table(rows, meta["ratios"])
     return rows, [r for r in rows if "failed" in r or (r["part"] == "train" and not r["losses_finite"])]
 
@@ -67,7 +70,8 @@ def check_request(request: BenchRequest) -> str:
     import torch
 
     out = request.out or f"bench-{request.suite}.json"
-    check_outputs({"--out": out}, {"--reference": request.get("reference"), "--study": request.get("study")})
+    check_outputs({"--out": out, "--samples-npz": request.get("samples_npz")},
+                  {"--reference": request.get("reference"), "--study": request.get("study")})
     if request.suite == "gpu" and not request.get("tiny", False) and not torch.cuda.is_available():
         raise UsageError("qgfd-bench gpu needs a CUDA device and this machine has none; --tiny runs the same code on "
                          "the CPU at tiny sizes")

@@ -10,6 +10,7 @@
     qgfd-bench gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
     qgfd-bench moses-calibration   # MOSES's scorecard of 30,000 training molecules beside MOSES's published row
     qgfd-bench prdc-calibration    # precision / recall of two CIFAR-10 halves, then of one half with noise
+    qgfd-bench kit --tier images   # the wheels a lent GPU lacks, into kit/, with the travelling size checked
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process. The
 suites are `sampling.benchmarks`.
@@ -25,7 +26,7 @@ from qgfd_gen.errors import command
 
 from .options import int_list, number_in, positive_float, positive_int
 
-SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu", "moses-calibration", "prdc-calibration")
+SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu", "moses-calibration", "prdc-calibration", "kit")
 alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--configs", type=config_list, default=None, help="configs to check (default: all)")
     gpu.add_argument("--num-images", type=positive_int, default=None, help="CIFAR-10 images sampled (1000)")
     gpu.add_argument("--reference", default=None, help="CIFAR-10 reference images (folder, .npz) or statistics")
+    gpu.add_argument("--samples-npz", default=None,
+                     help="also write the sampled CIFAR-10 images here as a uint8 .npz, to score them elsewhere")
     gpu.add_argument("--data-dir", default=None,
                      help="where the configs' data sets are (default: each config's data_dir); a set that is not there "
                           "is replaced by random inputs, never downloaded")
@@ -98,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     moses.add_argument("--no-fcd", action="store_true", help="skip FCD (ChemNet on the test sets: the slow part)")
     moses.add_argument("--fcd-reference", type=positive_int, default=None,
                        help="molecules drawn from each test set for FCD (10000; ChemNet runs about 100 a second here)")
+    kit = sub.add_parser("kit", help="the wheels a lent GPU machine lacks, with the travelling size checked")
+    kit.add_argument("--tier", choices=("images", "molecules"), default="images",
+                     help="images: diffusers, jsonargparse, torch-fidelity; molecules: also rdkit and fcd")
+    kit.add_argument("--out", default="kit", help="where the wheels go (default kit/, ignored by git)")
+    kit.add_argument("--limit-mib", type=positive_float, default=64.0, help="what may travel, the tree included (64)")
     prdc = _suite_parser(sub, "prdc-calibration", "precision / recall of two CIFAR-10 halves, then with noise")
     prdc.add_argument("--images", default=None, help="CIFAR-10's images as a zip (default ../shared/data/cifar10-train-jpg.zip)")
     prdc.add_argument("--count", type=positive_int, default=None, help="images per half (2500)")
@@ -130,6 +138,13 @@ def modern_argv(argv: list[str]) -> list[str]:
 @command
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(modern_argv(list(sys.argv[1:] if argv is None else argv)))
+    if args.suite == "kit":
+        from pathlib import Path
+
+        from sampling.benchmarks.device_kit import build_kit
+
+        build_kit(Path(args.out), args.tier, Path(__file__).resolve().parents[2], int(args.limit_mib * 2**20))
+        return 0
     from sampling.benchmarks.request import BenchRequest, run_bench
 
     options = {key: value for key, value in vars(args).items() if key not in ("suite", "out", "repeats", "threads")}

@@ -102,6 +102,11 @@ def run_suite(request: BenchRequest, meta: dict, say: Callable[[str], None]) -> 
         print_ratios(meta["ratios"])
     elif request.suite == "gpu":
         return run_gpu_suite(request, meta, say)
+    elif request.suite == "predict":
+        from .predict import BUDGETS, prediction_suite, print_prediction_table
+
+        rows = prediction_suite(tuple(get("configs", list(BUDGETS))), get("probe_batch", 2), say)
+        print_prediction_table(rows)
     elif request.suite == "moses-calibration":
         from .calibration import moses_calibration, print_calibration_table
 

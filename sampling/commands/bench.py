@@ -10,6 +10,7 @@
     qgfd-bench gpu             # the published-scale configs on one GPU, about 10 minutes (--tiny: CPU)
     qgfd-bench moses-calibration   # MOSES's scorecard of 30,000 training molecules beside MOSES's published row
     qgfd-bench prdc-calibration    # precision / recall of two CIFAR-10 halves, then of one half with noise
+    qgfd-bench predict             # the published-scale configs on one H100, on paper (FLOPs and launches counted here)
     qgfd-bench kit --tier images   # the wheels a lent GPU lacks, into kit/, with the travelling size checked
 
 Every figure is a median over repeats after one warm-up; ratios compare runs made in the same process. The
@@ -26,7 +27,8 @@ from qgfd_gen.errors import command
 
 from .options import int_list, number_in, positive_float, positive_int
 
-SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu", "moses-calibration", "prdc-calibration", "kit")
+SUITES = ("operator", "unet", "molecules", "structure", "sampler", "gpu", "moses-calibration", "prdc-calibration", "kit",
+          "predict")
 alpha_value = number_in(0, 1, include_high=False, what="QGFD's alpha")
 
 
@@ -54,6 +56,25 @@ def _suite_parser(sub: argparse._SubParsersAction, suite: str, text: str) -> arg
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     return parser
+
+
+def _device_and_calibration_parsers(sub: argparse._SubParsersAction) -> None:
+    """The suites that prepare a device run (predict, kit) and the scorecards' calibrations."""
+    predict = _suite_parser(sub, "predict", "the published-scale configs on one H100, predicted from counts made here")
+    predict.add_argument("--configs", type=lambda t: [c.strip() for c in t.split(",") if c.strip()], default=None,
+                         help="cifar,celeba,planar,moses (default: all four)")
+    predict.add_argument("--probe-batch", type=positive_int, default=None, help="batch the step is counted at (2)")
+    kit = sub.add_parser("kit", help="the wheels a lent GPU machine lacks, with the travelling size checked")
+    kit.add_argument("--tier", choices=("images", "molecules"), default="images",
+                     help="images: diffusers, jsonargparse, torch-fidelity; molecules: also rdkit and fcd")
+    kit.add_argument("--out", default="kit", help="where the wheels go (default kit/, ignored by git)")
+    kit.add_argument("--limit-mib", type=positive_float, default=64.0, help="what may travel, the tree included (64)")
+    prdc = _suite_parser(sub, "prdc-calibration", "precision / recall of two CIFAR-10 halves, then with noise")
+    prdc.add_argument("--images", default=None, help="CIFAR-10's images as a zip (default ../shared/data/cifar10-train-jpg.zip)")
+    prdc.add_argument("--count", type=positive_int, default=None, help="images per half (2500)")
+    prdc.add_argument("--noise", type=lambda t: [float(x) for x in t.split(",")], default=None,
+                      help="pixel noise sigmas on [0, 1] images (0.05,0.1,0.2)")
+    prdc.add_argument("--seed", type=int, default=None, help="the draw's seed (0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,17 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     moses.add_argument("--no-fcd", action="store_true", help="skip FCD (ChemNet on the test sets: the slow part)")
     moses.add_argument("--fcd-reference", type=positive_int, default=None,
                        help="molecules drawn from each test set for FCD (10000; ChemNet runs about 100 a second here)")
-    kit = sub.add_parser("kit", help="the wheels a lent GPU machine lacks, with the travelling size checked")
-    kit.add_argument("--tier", choices=("images", "molecules"), default="images",
-                     help="images: diffusers, jsonargparse, torch-fidelity; molecules: also rdkit and fcd")
-    kit.add_argument("--out", default="kit", help="where the wheels go (default kit/, ignored by git)")
-    kit.add_argument("--limit-mib", type=positive_float, default=64.0, help="what may travel, the tree included (64)")
-    prdc = _suite_parser(sub, "prdc-calibration", "precision / recall of two CIFAR-10 halves, then with noise")
-    prdc.add_argument("--images", default=None, help="CIFAR-10's images as a zip (default ../shared/data/cifar10-train-jpg.zip)")
-    prdc.add_argument("--count", type=positive_int, default=None, help="images per half (2500)")
-    prdc.add_argument("--noise", type=lambda t: [float(x) for x in t.split(",")], default=None,
-                      help="pixel noise sigmas on [0, 1] images (0.05,0.1,0.2)")
-    prdc.add_argument("--seed", type=int, default=None, help="the draw's seed (0)")
+    _device_and_calibration_parsers(sub)
     return parser
 
 

@@ -7,10 +7,12 @@ here); it says what is wrong and what would be right. Anything else is a bug and
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from typing import Callable, Optional
 
 EXIT_USAGE = 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as shells report a process ended by SIGINT / SIGTERM
 
 
 class QGFDError(Exception):
@@ -31,6 +33,15 @@ class TrainingDiverged(QGFDError, RuntimeError):
 
 class CheckpointError(QGFDError, ValueError):
     """A file that is not a checkpoint this workbench can load safely, or of the wrong kind."""
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM (a scheduler stopping it): raised from the signal handler, so that runs stop
+    where they are, callbacks see it, and the command exits 143 with one line instead of 0."""
+
+
+def _raise_terminated(*_: object) -> None:
+    raise Terminated("SIGTERM")
 
 
 # what the sampling and evaluation commands treat as the user's to fix: their argument checks raise
@@ -60,22 +71,43 @@ def missing_package(error: BaseException) -> Optional[str]:
 def command(main: Optional[Callable[..., Optional[int]]] = None, *,
             expected: tuple[type[BaseException], ...] = EXPECTED) -> Callable:
     """Wrap a console entry point: `expected` errors become `error: <message>` on stderr and exit status 2;
-    anything else keeps its traceback. The entry point's own return value (None = 0) is the exit status."""
+    SIGTERM and SIGINT one line and 143 / 130 (Lightning's own SIGTERM stop, a SystemExit, included: a scheduler
+    must not read success); anything else keeps its traceback. The entry point's own return value (None = 0) is
+    the exit status."""
 
     def wrap(entry: Callable[..., Optional[int]]) -> Callable[..., int]:
         @functools.wraps(entry)
         def run(*args, **kwargs) -> int:
+            try:  # only the main thread may set handlers; elsewhere SIGTERM keeps its default
+                previous = signal.signal(signal.SIGTERM, _raise_terminated)
+            except ValueError:
+                previous = None
             try:
                 code = entry(*args, **kwargs)
             except expected as error:
                 print(f"error: {error}", file=sys.stderr)
                 return EXIT_USAGE
+            except Terminated:
+                print("error: stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+                return EXIT_SIGTERM
+            except KeyboardInterrupt as error:
+                print(f"error: interrupted{f' ({error})' if str(error) else ''}; a rerun resumes from the last "
+                      f"checkpoint", file=sys.stderr)
+                return EXIT_SIGINT
+            except SystemExit as error:
+                if type(error).__name__ != "SIGTERMException":  # Lightning's stop on SIGTERM exits with code None
+                    raise
+                print("error: stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+                return EXIT_SIGTERM
             except ModuleNotFoundError as error:
                 message = missing_package(error)
                 if message is None:
                     raise
                 print(f"error: {message}", file=sys.stderr)
                 return EXIT_USAGE
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
             return 0 if code is None else code
 
         return run

@@ -48,7 +48,9 @@ def run_in_process(config: str, out: str, arm: str, seed: int, threads: int) -> 
 
 
 def _stop_on_sigterm(*_: Any) -> None:
-    raise KeyboardInterrupt("SIGTERM")
+    from qgfd_gen.errors import Terminated
+
+    raise Terminated("SIGTERM")
 
 
 def run_parallel(plan: StudyPlan, config: str, out: Path, todo: list[Run], jobs: int, threads: int,
@@ -93,7 +95,7 @@ def run_parallel(plan: StudyPlan, config: str, out: Path, todo: list[Run], jobs:
             process.terminate()
         for process, _ in live.values():
             process.join()
-        if isinstance(error, KeyboardInterrupt):
+        if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "Terminated":
             print(f"stopped ({error or 'interrupted'}): {len(live)} run(s) under way stopped; each resumes from its "
                   "last checkpoint when the study runs again", file=sys.stderr)
         raise

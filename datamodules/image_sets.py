@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from qgfd_gen.errors import UsageError
+from qgfd_gen.limits import check_image_pixels, check_npz_sizes
 
 from .images import IMAGE_SUFFIXES
 
@@ -61,9 +62,14 @@ class FolderImages(ImageSet):
         for path in files:  # headers only: size and mode, so that a bad file is refused before any work
             try:
                 with Image.open(path) as image:
-                    mode = image.mode
+                    mode, (width, height) = image.mode, image.size
+            except Image.DecompressionBombError as error:
+                raise UsageError(f"{what}: {str(path)!r} is too large an image to open ({error})") from None
             except (UnidentifiedImageError, OSError) as error:
                 raise UsageError(f"{what}: {str(path)!r} is not a readable image ({error})") from None
+            check_image_pixels(width, height, path, what)
+            if width == 0 or height == 0:
+                raise UsageError(f"{what}: {str(path)!r} is {width} x {height} pixels: an image has pixels")
             if mode != "RGB":
                 raise UsageError(f"{what}: {str(path)!r} has mode {mode!r}, not RGB; FID's network takes RGB images "
                                  f"(convert the set to RGB first, e.g. PIL's image.convert('RGB'))")
@@ -170,6 +176,7 @@ def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     """Every array of an .npz (never pickled objects), or a plain error naming the file."""
     if not path.is_file():
         raise UsageError(f"{what} {str(path)!r} does not exist")
+    check_npz_sizes(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}

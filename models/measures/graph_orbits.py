@@ -39,8 +39,25 @@ def _orbits_of(size: int, edges: int, degree: int, max_degree: int) -> int:
     return 14
 
 
+MAX_ORBIT_WORK = 10**8  # sum over nodes of degree^3, which bounds the connected 4-node sets the count visits
+
+
+def check_orbit_work(graph: nx.Graph) -> None:
+    """Refuse a graph whose 4-node orbit count would run for minutes (a dense graph of a few thousand nodes), in one
+    line naming its size, before counting."""
+    from qgfd_gen.errors import UsageError
+
+    work = sum(int(d) ** 3 for _, d in graph.degree())
+    if work > MAX_ORBIT_WORK:
+        raise UsageError(f"a graph of {graph.number_of_nodes():,} nodes and {graph.number_of_edges():,} edges is too "
+                         f"dense for the 4-node orbit count (sum of degree^3 {work:.2g}, the limit {MAX_ORBIT_WORK:.0e}); "
+                         f"the benchmarks' graphs are far below it")
+
+
 def orbit_counts(graph: nx.Graph) -> np.ndarray:
-    """[nodes, 15] counts of each node's orbits (nodes in `graph.nodes` order; self-loops ignored)."""
+    """[nodes, 15] counts of each node's orbits (nodes in `graph.nodes` order; self-loops ignored); refused above
+    MAX_ORBIT_WORK."""
+    check_orbit_work(graph)
     index = {node: i for i, node in enumerate(graph.nodes)}
     neighbours = [set() for _ in index]
     for u, v in graph.edges:

@@ -119,11 +119,25 @@ def default_precision() -> str:
     return "32-true"
 
 
+def check_config_files(argv: Optional[list[str]]) -> None:
+    """The YAML files given with -c / --config, checked for alias bombs before jsonargparse expands them."""
+    import sys
+    from pathlib import Path
+
+    from qgfd_gen.limits import check_yaml_aliases
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    for flag, value in zip(args, args[1:]):
+        if flag in ("-c", "--config") and Path(value).is_file():
+            check_yaml_aliases(Path(value).read_text(), f"config {value!r}")
+
+
 def run_cli(argv: Optional[list[str]] = None, run: bool = True) -> LightningCLI:
     """LightningCLI over every LightningModule / LightningDataModule (configs name their classes).
     run=False parses and instantiates without a subcommand (for tests and notebooks)."""
     import lightning as L
 
+    check_config_files(argv)
     return WorkbenchCLI(
         model_class=L.LightningModule,
         datamodule_class=L.LightningDataModule,

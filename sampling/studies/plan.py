@@ -17,6 +17,7 @@ import yaml
 
 from qgfd_gen.errors import UsageError
 from qgfd_gen.io import file_digest
+from qgfd_gen.limits import load_yaml
 
 from .safety import check_class_paths, check_name, expected_base, set_raw
 from .sweep import expand_sweep, read_sweep
@@ -143,14 +144,14 @@ def read_study(path: str | Path) -> StudyPlan:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"study file {str(path)!r} does not exist (see configs/studies/)")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = load_yaml(path, f"study file {str(path)!r}") or {}
     if not isinstance(spec, dict):
         raise UsageError(f"{str(path)!r}: a study file is a mapping with keys {', '.join(STUDY_KEYS)}")
     unknown = sorted(set(spec) - set(STUDY_KEYS))
     if unknown:
         raise UsageError(f"{str(path)!r}: unknown key(s) {unknown}; valid: {', '.join(STUDY_KEYS)}")
     base = _relative(path, spec.get("base"), "base")
-    base_config = yaml.safe_load(base.read_text())
+    base_config = load_yaml(base, f"base config {str(base)!r}")
     if not isinstance(base_config, dict):
         raise UsageError(f"base={str(base)!r} is not a training config (a mapping with model, data, trainer)")
     check_class_paths(base_config, f"base config {str(base)!r}")

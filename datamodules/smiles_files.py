@@ -63,7 +63,8 @@ def _read_table(path: Path, lines: list[str], column: Optional[str]) -> list[str
         column = next((name for name in header if _is_header(name)), None)
         if column is None:
             raise UsageError(f"{str(path)!r} looks like a table with columns {header} but none is a SMILES column; "
-                             f"name it (--column / `column:`), or give one SMILES per line")
+                             f"name that column SMILES, or give one SMILES per line (a data module's config also "
+                             f"takes `column:`)")
     if column not in header:
         raise UsageError(f"{str(path)!r} has no column {column!r}; its columns are {header}")
     index = header.index(column)

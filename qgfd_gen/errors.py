@@ -6,6 +6,7 @@ here); it says what is wrong and what would be right. Anything else is a bug and
 
 from __future__ import annotations
 
+import errno
 import functools
 import signal
 import sys
@@ -86,6 +87,12 @@ def command(main: Optional[Callable[..., Optional[int]]] = None, *,
                 code = entry(*args, **kwargs)
             except expected as error:
                 print(f"error: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            except OSError as error:
+                if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                print(f"error: no space left to write {error.filename or 'the output'!s}; nothing partial was kept "
+                      f"(outputs are written whole or not at all): free some space and run it again", file=sys.stderr)
                 return EXIT_USAGE
             except Terminated:
                 print("error: stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)

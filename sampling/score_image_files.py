@@ -45,6 +45,9 @@ def score_image_files(scoring: ImageFileScoring) -> int:
     if reference_is_stats and scoring.save_reference:
         raise UsageError("--save-reference writes the statistics of reference images; --reference is already a "
                          "statistics file")
+    for name, images in (("--samples", samples), ("--reference", reference)):
+        if images is not None and len(images) < 2:  # a mean and covariance need two; known now, not after the work
+            raise UsageError(f"{name} {images.description}: FID, KID and precision / recall need at least 2 images")
     subset = min(KID_SUBSET_SIZE, len(samples), len(reference) if reference is not None else KID_SUBSET_SIZE)
     quality, unavailable = build_image_quality(scoring.metrics, scoring.inception_weights, scoring.feature_extractor,
                                                subset)

@@ -77,11 +77,15 @@ def load_statistics(path: str | Path, quality: ImageQuality, what: str = "--refe
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise UsageError(f"{what} {str(path)!r} is not a statistics file of format {FORMAT} (qgfd-eval images "
                          f"--save-reference writes them)")
-    key = ReferenceKey(**saved["key"])
+    try:
+        key = ReferenceKey(**saved["key"])
+        state = dict(saved["state"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{what} {str(path)!r} is a statistics file with a damaged `key` or `state` ({error!r}); "
+                         f"write it again with qgfd-eval images --save-reference") from None
     if key.network != quality.network:
         raise UsageError(f"{what} {str(path)!r} was computed with network {key.network!r}; this run scores with "
                          f"{quality.network!r}: compute the reference with the same network")
-    state = saved["state"]
     if quality.kid is not None and "kid_features" not in state:
         raise IncompleteStatistics(f"{what} {str(path)!r} holds FID statistics only; KID and prdc need the reference's features "
                          f"(drop kid and prdc from --metrics, or give the reference images)")

@@ -224,3 +224,16 @@ def test_a_cache_holding_another_sets_statistics_under_this_sets_name_is_compute
     path, computed = reference_statistics(fresh, iter([real]), key)
     direct.update_real(real)
     assert computed and torch.allclose(fresh.real_state()["sum"], direct.real_state()["sum"])
+
+
+def test_one_image_and_damaged_statistics_are_refused_before_any_work(tmp_path, capsys):
+    extractor = tmp_path / "tiny.pt"
+    torch.jit.script(TinyExtractor()).save(str(extractor))
+    one = write_folder(tmp_path / "one", random_images(1, seed=3), ".png")
+    many = _npz(tmp_path / "many.npz", random_images(6, seed=4))
+    common = ["images", "--feature-extractor", str(extractor), "--metrics", "fid", "--json", str(tmp_path / "s.json")]
+    assert eval_main([*common, "--samples", str(one), "--reference", str(many)]) == 2
+    assert "need at least 2 images" in capsys.readouterr().err
+    torch.save({"format": 1, "state": {}}, tmp_path / "nokey.pt")
+    assert eval_main([*common, "--samples", str(many), "--reference", str(tmp_path / "nokey.pt")]) == 2
+    assert "damaged `key` or `state`" in capsys.readouterr().err and not (tmp_path / "s.json").exists()

@@ -104,3 +104,18 @@ def test_lightning_stopped_by_sigterm_is_not_success(tmp_path, capsys):
 
     assert fit() == 143
     assert "error: stopped by SIGTERM" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line(capsys):
+    import errno
+
+    from qgfd_gen.errors import command
+
+    @command
+    def write() -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out.npz")
+
+    assert write() == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no space left to write /data/out.npz; nothing partial was kept (outputs are written whole or not at "
+        "all): free some space and run it again"]

@@ -176,7 +176,10 @@ def image_file_scoring(args: argparse.Namespace) -> "ImageFileScoring":
     if args.ckpt:
         raise UsageError("--ckpt samples a model; --samples scores images already made: give one of them")
     if args.metrics and "nll" in args.metrics:
-        raise UsageError("--metrics nll needs a model (--ckpt); image files give fid, kid and is")
+        raise UsageError("--metrics nll needs a model (--ckpt); image files give fid, kid, is and prdc")
+    if args.out:
+        raise UsageError(f"--out {args.out!r} names a sweep's results folder; scoring files writes one JSON: give "
+                         f"--json FILE instead")
     metrics = tuple(args.metrics or FILE_METRICS)
     return ImageFileScoring(args.samples, args.reference, args.json, metrics=metrics,
                             inception_weights=args.inception_weights, feature_extractor=args.feature_extractor,

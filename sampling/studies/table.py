@@ -36,6 +36,12 @@ class StudyTable:
                 changed = sorted(k for k in identity if identity.get(k) != expected.get(k))
                 raise UsageError(f"{str(out)!r} holds another study (it differs in {', '.join(changed) or 'its keys'}); "
                                  f"studies are never mixed: give a new --out")
+            bad = next((i for i, r in enumerate(rows if isinstance(rows, list) else [None])
+                        if not (isinstance(r, dict) and isinstance(r.get("arm"), str) and isinstance(r.get("seed"), int))),
+                       None)
+            if bad is not None:
+                raise UsageError(f"{str(path)!r}: row {bad} is not a mapping with an `arm` name and an integer `seed`; "
+                                 f"restore the file, or drop the row by hand and let the study run it again")
             self.rows = rows
 
     def has(self, run) -> bool:

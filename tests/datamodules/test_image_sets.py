@@ -237,3 +237,9 @@ def test_one_image_and_damaged_statistics_are_refused_before_any_work(tmp_path, 
     torch.save({"format": 1, "state": {}}, tmp_path / "nokey.pt")
     assert eval_main([*common, "--samples", str(many), "--reference", str(tmp_path / "nokey.pt")]) == 2
     assert "damaged `key` or `state`" in capsys.readouterr().err and not (tmp_path / "s.json").exists()
+
+
+def test_out_is_refused_where_scoring_files_writes_json(tmp_path, capsys):
+    many = _npz(tmp_path / "many.npz", random_images(6, seed=4))
+    assert eval_main(["images", "--samples", str(many), "--reference", str(many), "--out", str(tmp_path / "d")]) == 2
+    assert "give --json FILE instead" in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import TINY_UNET
+from qgfd_gen.errors import UsageError
 from sampling.commands.study import main
 
 
@@ -99,3 +100,21 @@ def test_a_planted_molecule_cache_is_refused_and_never_run(tmp_path):
     with pytest.raises(UsageError, match="is not a molecule cache this project wrote"):
         fresh.setup()
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("row", [["not", "a", "mapping"], {"seed": 0}], ids=["list", "no-arm"])
+def test_a_hand_edited_study_row_is_refused_in_one_line(tmp_path, monkeypatch, row):
+    from sampling.studies.plan import read_study
+    from sampling.studies.table import STUDY_FILE, StudyTable
+
+    monkeypatch.chdir(tmp_path)
+    plan = read_study(write(tmp_path))
+    out = tmp_path / "out"
+    StudyTable(out, plan).append({"arm": "a", "seed": 0})
+    import json
+
+    data = json.loads((out / STUDY_FILE).read_text())
+    data["rows"].append(row)
+    (out / STUDY_FILE).write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=r"row 1 is not a mapping with an `arm` name and an integer `seed`"):
+        StudyTable(out, plan)

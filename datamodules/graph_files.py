@@ -62,8 +62,10 @@ def _read_npz(path: Path, option: str) -> list[nx.Graph]:
             raise UsageError(f"{option} {str(path)!r}: `adjacency` has shape {stacked.shape}; need [N, n, n]")
         sizes = arrays.get("num_nodes", np.full(len(stacked), stacked.shape[-1]))
         if sizes.shape != (len(stacked),) or (sizes < 0).any() or (sizes > stacked.shape[-1]).any():
+            got = (f"shape {sizes.shape}" if sizes.shape != (len(stacked),) else
+                   f"values from {sizes.min()} to {sizes.max()}")
             raise UsageError(f"{option} {str(path)!r}: `num_nodes` must be {len(stacked)} counts from 0 to "
-                             f"{stacked.shape[-1]}; got shape {sizes.shape}")
+                             f"{stacked.shape[-1]}; got {got}")
         matrices = [matrix for matrix in stacked]
         return [_graph(m, f"graph {i}", path, option, int(sizes[i]), padded=True) for i, m in enumerate(matrices)]
     for name, array in arrays.items():

@@ -106,9 +106,11 @@ class WorkbenchCLI(LightningCLI):
             self.trainer.callbacks.append(SampleWriter())
 
     def instantiate_classes(self) -> None:
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
         try:
             super().instantiate_classes()
-        except ValueError as error:  # a config value the class refuses, raised while building it
+        except (ValueError, MisconfigurationException) as error:  # a value a class refuses (the Trainer's too)
             raise UsageError(f"{PREFIX}{condensed(str(error))}") from None
 
 

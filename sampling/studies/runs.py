@@ -73,7 +73,12 @@ def train(run: Run) -> dict[str, Any]:
     no final.ckpt, not raised: divergence is a result of a stability study."""
     record_path, final = run.folder / "training.json", run.folder / "final.ckpt"
     if record_path.exists():
-        record = json.loads(record_path.read_text())
+        try:
+            record = json.loads(record_path.read_text())
+            record.get("stopped_by")
+        except (ValueError, AttributeError):
+            raise UsageError(f"{str(record_path)!r} is not a training record this workbench wrote (damaged or "
+                             f"edited); delete it, and the run is trained again from its last checkpoint") from None
         if final.exists() or record.get("stopped_by") == "TrainingDiverged":
             return record
     from models.training.cli import run_cli

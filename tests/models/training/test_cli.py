@@ -120,6 +120,7 @@ def test_missing_data_stops_the_command_before_training(tmp_path, monkeypatch, c
     (["--model.init_args.qgfd.steps", "3"], "Option 'steps' is not accepted (at model.qgfd)"),
     (["--trainer.max_steps", "abc"], "Got value: abc (at trainer.max_steps)"),
     (["--data.init_args.batch_size", "0"], "batch_size=0; need an integer >= 1"),
+    (["--trainer.max_steps", "-5"], "`max_steps` must be a non-negative integer or -1"),
 ])
 def test_config_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)

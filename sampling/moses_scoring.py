@@ -66,12 +66,8 @@ def moses_columns(samples: Sequence[Optional[str]], test: Optional[Sequence[str]
 
 
 def diversity_columns(samples: Sequence[Optional[str]]) -> dict[str, Optional[float]]:
-    """IntDiv1 and IntDiv2 of the valid samples (no reference needed; well under a second for 1,000): the
+    """IntDiv1, IntDiv2 and Filters of the valid samples (no reference; well under a second for 1,000): the
     diversity column beside quality in every molecule row."""
-    from models.measures.moses_metrics import fingerprint_matrix, internal_diversity, valid_mols
+    from models.measures.moses_metrics import sample_diversity
 
-    mols = valid_mols(samples)
-    if not mols:
-        return {"intdiv1": None, "intdiv2": None}
-    fingerprints = fingerprint_matrix(mols)
-    return {"intdiv1": internal_diversity(fingerprints, 1), "intdiv2": internal_diversity(fingerprints, 2)}
+    return sample_diversity(samples)

@@ -193,6 +193,17 @@ def valid_mols(smiles: Sequence[Optional[str]]) -> list[Chem.Mol]:
     return [m for m in mols if m is not None]
 
 
+def sample_diversity(samples: Sequence[Optional[str]]) -> dict[str, Optional[float]]:
+    """IntDiv1 and IntDiv2 of the valid samples (None with none), and the share passing MOSES's filters: cheap
+    (no reference), so every molecule row and training's validation carry them."""
+    mols = valid_mols(samples)
+    if not mols:
+        return {"intdiv1": None, "intdiv2": None, "filters": None}
+    fingerprints = fingerprint_matrix(mols)
+    return {"intdiv1": internal_diversity(fingerprints, 1), "intdiv2": internal_diversity(fingerprints, 2),
+            "filters": sum(passes_filters(m) for m in mols) / len(mols)}
+
+
 class MosesReference:
     """A reference set's statistics for SNN, Frag, Scaf and the property distances (MOSES's Test or TestSF),
     computed once from its SMILES (invalid ones skipped).

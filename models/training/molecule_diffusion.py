@@ -85,8 +85,8 @@ class MoleculeDiffusion(GraphChainModule):
 
     def on_validation_epoch_end(self) -> None:
         """val_samples molecules scored as `qgfd-eval` scores them: validity and uniqueness, and with the data
-        module's SMILES novelty against the training split and FCD against the first val_fcd_reference test
-        molecules (their ChemNet statistics computed once per run)."""
+        module's SMILES novelty against the training split, FCD against the first val_fcd_reference test
+        molecules (their ChemNet statistics computed once per run), IntDiv1 and the share passing MOSES's filters."""
         if not self.hparams.val_samples or self.trainer.sanity_checking:
             return
         samples = self.sample(self.hparams.val_samples, steps=self.hparams.val_sample_steps, seed=0)
@@ -102,9 +102,12 @@ class MoleculeDiffusion(GraphChainModule):
             wanted = self.hparams.val_fcd_reference
             self._val_references = (MoleculeMetrics(datamodule.smiles("train")),
                                     ChemNetReference(datamodule.smiles("test")[:wanted]) if wanted else None)
+        from models.measures.moses_metrics import sample_diversity
+
         scores = score_molecules(samples.smiles, *self._val_references, with_fcd=bool(self.hparams.val_fcd_reference))
-        self.log_dict({f"val/{k}": float(scores[k]) for k in ("validity", "uniqueness", "novelty", "fcd")
-                       if scores.get(k) is not None}, sync_dist=True)
+        scores.update(sample_diversity(samples.smiles))  # diversity and MOSES's filters beside quality, cheaply
+        self.log_dict({f"val/{k}": float(scores[k]) for k in ("validity", "uniqueness", "novelty", "fcd", "intdiv1",
+                                                              "filters") if scores.get(k) is not None}, sync_dist=True)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, num: int, steps: Optional[int] = None, seed: int = 0, use_ema: bool = True, batch_size: int = 512,

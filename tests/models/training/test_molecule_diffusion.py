@@ -63,4 +63,5 @@ def test_validation_scores_generated_molecules_and_the_grid_callback_draws_them(
     logged = trainer.callback_metrics
     assert {"val/validity", "val/uniqueness", "val/novelty"} <= set(logged)
     assert 0 <= float(logged["val/novelty"]) <= 1
+    assert ("val/intdiv1" in logged) == (float(logged["val/validity"]) > 0)  # diversity of the valid samples
     assert grids.last_written is not None and grids.last_written.suffix == ".png" and grids.last_written.exists()

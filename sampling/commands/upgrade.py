@@ -34,8 +34,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     from qgfd_gen.checkpoints import FORMAT
     from qgfd_gen.io import atomic_path
 
-    with torch.serialization.safe_globals([QGFDConfig]):
-        old = torch.load(args.old, map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals([QGFDConfig]):
+            old = torch.load(args.old, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not plain checkpoint data
+        raise CheckpointError(f"{args.old!r} is not a checkpoint qgfd-upgrade can read safely (only tensors, plain "
+                              f"data and the project's QGFDConfig are loaded, so nothing in it runs): "
+                              f"{str(error).strip().splitlines()[0][:160]}") from None
     with atomic_path(args.new) as tmp:
         torch.save(upgrade_checkpoint(old), tmp)
     print(f"wrote {args.new} (format {FORMAT})")

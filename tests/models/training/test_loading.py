@@ -87,3 +87,21 @@ def test_an_old_checkpoint_is_explained_and_converts_to_the_same_model(tmp_path,
     converted, original = load_model(new_path, "images"), load_model(image_checkpoint, "images")
     assert torch.equal(converted.sample(3, steps=4, seed=1).images, original.sample(3, steps=4, seed=1).images)
     assert type(load_datamodule(new_path)).__name__ == "DigitsDataModule"
+
+
+class _Marker:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_qgfd_upgrade_given_a_pickle_runs_nothing_and_says_so(tmp_path, capsys):
+    import pickle
+
+    marker = tmp_path / "ran"
+    (tmp_path / "old.ckpt").write_bytes(pickle.dumps({"state_dict": _Marker(marker)}))
+    assert upgrade_main([str(tmp_path / "old.ckpt"), str(tmp_path / "new.ckpt")]) == 2
+    assert "is not a checkpoint qgfd-upgrade can read safely" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "new.ckpt").exists()

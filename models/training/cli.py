@@ -122,7 +122,8 @@ def default_precision() -> str:
 
 
 def check_config_files(argv: Optional[list[str]]) -> None:
-    """The YAML files given with -c / --config, checked for alias bombs before jsonargparse expands them."""
+    """The YAML files given with -c / --config, checked for alias bombs before jsonargparse expands them; --model
+    options beside --ckpt_path refused (the resumed checkpoint's model replaces them, silently otherwise)."""
     import sys
     from pathlib import Path
 
@@ -132,6 +133,12 @@ def check_config_files(argv: Optional[list[str]]) -> None:
     for flag, value in zip(args, args[1:]):
         if flag in ("-c", "--config") and Path(value).is_file():
             check_yaml_aliases(Path(value).read_text(), f"config {value!r}")
+    overrides = [a.split("=")[0] for a in args if a.startswith("--model.") or a.startswith("--model=")]
+    if overrides and any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in args):
+        from qgfd_gen.errors import UsageError
+
+        raise UsageError(f"--ckpt_path resumes the checkpoint's own model, so {', '.join(overrides)} would be ignored; "
+                         f"drop them, or start a new run without --ckpt_path")
 
 
 def run_cli(argv: Optional[list[str]] = None, run: bool = True) -> LightningCLI:

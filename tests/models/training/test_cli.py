@@ -121,6 +121,8 @@ def test_missing_data_stops_the_command_before_training(tmp_path, monkeypatch, c
     (["--trainer.max_steps", "abc"], "Got value: abc (at trainer.max_steps)"),
     (["--data.init_args.batch_size", "0"], "batch_size=0; need an integer >= 1"),
     (["--trainer.max_steps", "-5"], "`max_steps` must be a non-negative integer or -1"),
+    (["--ckpt_path", "last", "--model.init_args.qgfd.alpha", "0.3"],
+     "--ckpt_path resumes the checkpoint's own model, so --model.init_args.qgfd.alpha would be ignored"),
 ])
 def test_config_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)

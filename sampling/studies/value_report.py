@@ -80,13 +80,13 @@ def goal_lines(plan: StudyPlan, table: dict[str, dict[int, dict[float, dict[str,
     at = goal.at or [float(v) for v in swept]
     against = goal.against[0]
     lines = ["## The goal", "",
-             f"Stated before the study ran: an arm whose {' or '.join(goal.metrics)} at {', '.join(f'{v:g}' for v in at)} "
+             f"Stated before the study ran: {'one of ' + ', '.join(goal.candidates) if goal.candidates else 'an arm'} whose {' or '.join(goal.metrics)} at {', '.join(f'{v:g}' for v in at)} "
              f"is better than {against}'s at the same value beyond the seed spread (paired 95% interval)"
              + (f", while one of {', '.join(goal.also_above)} stays above {against}'s (mean over seeds)"
                 if goal.also_above else "") + ".", ""]
     met: list[str] = []
     for arm, seeds in table.items():
-        if arm in goal.against:
+        if arm in goal.against or (goal.candidates and arm not in goal.candidates):
             continue
         reasons, wins = [], []
         for value in at:

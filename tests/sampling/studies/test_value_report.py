@@ -15,6 +15,9 @@ from sampling.studies.plan import read_study
 from sampling.studies.request import check_goal_metrics
 from sampling.studies.value_report import better_beyond_spread, write_value_report
 
+# source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
+COVERS = ["sampling.studies.goal"]
+
 
 def depth_study(tmp_path, **goal):
     shutil.copy(CONFIGS / "depth-planar.yaml", tmp_path / "base.yaml")
@@ -55,6 +58,15 @@ def test_the_report_pairs_each_arm_with_the_baseline_at_the_same_value(tmp_path)
     assert "- **flat** does not meet the goal" in report
     assert "more collapsed than vanilla's beyond the seed spread: flat at 4: consensus_distance_end" in report
     assert "Less collapsed than vanilla's beyond the seed spread: qgfd at 4: consensus_distance_end" in report
+
+
+def test_a_goal_about_some_arms_judges_only_those(tmp_path):
+    plan = depth_study(tmp_path, candidates=["flat"])
+    report = write_value_report(tmp_path, plan, rows()).read_text()
+    assert "Stated before the study ran: one of flat whose" in report and "- **qgfd**" not in report
+    assert "**Verdict: no arm meets the goal.**" in report
+    with pytest.raises(UsageError, match=r"goal.candidates=\['nobody'\]"):
+        depth_study(tmp_path, candidates=["nobody"])
 
 
 def test_without_the_collapse_guard_a_lower_loss_alone_is_not_enough(tmp_path):

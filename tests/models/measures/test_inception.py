@@ -9,6 +9,7 @@ import torch
 from models.measures import inception
 from models.measures.image_metrics import ImageQuality
 from qgfd_gen.errors import DataUnavailableError
+from pickle_cases import Marker
 
 # source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
 COVERS = ["models.measures.image_metrics"]
@@ -74,20 +75,10 @@ def test_fid_of_a_set_against_itself_is_near_zero_and_against_a_shifted_set_larg
     assert shifted["fid"] > 10 and shifted["kid"] > 5 * abs(same["kid"]) and math.isfinite(shifted["kid_std"])
 
 
-class _Marker:
-    """A pickle that would create a file when loaded with full pickle."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_no_weights_file_runs_code(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     planted = tmp_path / "weights.pth"
-    torch.save({"w": _Marker(marker)}, planted)
+    torch.save({"w": Marker(marker)}, planted)
     with pytest.raises(DataUnavailableError, match="--inception-weights .* is not a plain weights file"):
         ImageQuality(None, inception_weights=str(planted), want_is=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # a file planted where torch-fidelity keeps its own

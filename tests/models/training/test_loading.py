@@ -10,6 +10,7 @@ from sampling.commands.upgrade import main as upgrade_main
 from qgfd_gen.checkpoints import RECORD_KEY
 from qgfd_gen.errors import CheckpointError
 from qgfd_gen.provenance import code_version
+from pickle_cases import Marker
 
 # source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py)
 COVERS = ["qgfd_gen.checkpoints", "qgfd_gen.provenance", "models.training.upgrade", "sampling.commands.upgrade"]
@@ -89,19 +90,11 @@ def test_an_old_checkpoint_is_explained_and_converts_to_the_same_model(tmp_path,
     assert type(load_datamodule(new_path)).__name__ == "DigitsDataModule"
 
 
-class _Marker:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_qgfd_upgrade_given_a_pickle_runs_nothing_and_says_so(tmp_path, capsys):
     import pickle
 
     marker = tmp_path / "ran"
-    (tmp_path / "old.ckpt").write_bytes(pickle.dumps({"state_dict": _Marker(marker)}))
+    (tmp_path / "old.ckpt").write_bytes(pickle.dumps({"state_dict": Marker(marker)}))
     assert upgrade_main([str(tmp_path / "old.ckpt"), str(tmp_path / "new.ckpt")]) == 2
     assert "is not a checkpoint qgfd-upgrade can read safely" in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "new.ckpt").exists()

@@ -89,11 +89,14 @@ def dirichlet_energy(x: Tensor, adjacency: Tensor, mask: Optional[Tensor] = None
     return torch.where(norm > 0, energy / norm.clamp_min(1e-300), torch.zeros_like(norm))
 
 
-def collapse_measures(states: list[Tensor], adjacency: Tensor, mask: Optional[Tensor] = None) -> dict[str, list[float]]:
+def collapse_measures(states: list[Tensor], adjacency: Tensor | list[Tensor], mask: Optional[Tensor] = None
+                      ) -> dict[str, list[float]]:
     """Each measure at each layer's states (the input embedding first), averaged over the batch's graphs; the
-    Dirichlet energy relative to the states' squared norm."""
+    Dirichlet energy relative to the states' squared norm, over `adjacency` (one for every layer, or one a layer
+    where layers see different token sets, as a U-Net's resolutions do)."""
     found: dict[str, list[float]] = {name: [] for name in MEASURES}
-    for x in states:
+    graphs = adjacency if isinstance(adjacency, (list, tuple)) else [adjacency] * len(states)
+    for x, adjacency in zip(states, graphs):
         found["consensus_distance"].append(float(consensus_distance(x, mask).mean()))
         found["effective_rank"].append(float(effective_rank(x, mask).mean()))
         found["dirichlet_energy"].append(float(dirichlet_energy(x, adjacency, mask, relative=True).mean()))

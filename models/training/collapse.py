@@ -9,7 +9,9 @@ the callback on changes no loss (tested bitwise).
 
 Writes `collapse.json` (every probe: step and each measure per layer) and `collapse.png` (each measure against the
 layer index, at initialisation and at the end) beside the logs, and logs the last layer's measures at each probe.
-The module must offer `collapse_states(batch, seed)` (the graph generators do)."""
+The module must offer `collapse_states(batch, seed)`: the graph generators give the node states after the embedding
+and after each layer, over the noisy graph; the image model the token states entering its first attention layer and
+leaving each one, over each resolution's 4-neighbour pixel grid (`attention_states`)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import torch
 
 from models.measures.collapse import MEASURES, collapse_measures
 from qgfd_gen.io import atomic_path, write_json
+
+from .diagnostics import attention_layers
 
 SUMMARY_FILE = "collapse.json"
 PLOT_FILE = "collapse.png"
@@ -47,8 +51,8 @@ class CollapseMonitor(L.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if not callable(getattr(pl_module, "collapse_states", None)):
-            raise TypeError(f"CollapseMonitor measures node states; {type(pl_module).__name__} has no "
-                            f"collapse_states(batch, seed) (the graph generators have)")
+            raise TypeError(f"CollapseMonitor measures states layer by layer; {type(pl_module).__name__} has no "
+                            f"collapse_states(batch, seed) (the graph generators and the image model have)")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.batch is None:  # the fixed batch: the first this fit sees (kept in checkpoints for a resume)
@@ -100,6 +104,50 @@ class CollapseMonitor(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.batch = state_dict.get("batch")
         self.probes = list(state_dict.get("probes", []))
+
+
+def grid_adjacency(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[H W, H W] 4-neighbour adjacency of a pixel grid, row-major."""
+    index = torch.arange(height * width, device=device).reshape(height, width)
+    adjacency = torch.zeros(height * width, height * width, device=device)
+    for a, b in ((index[:, :-1], index[:, 1:]), (index[:-1], index[1:])):
+        adjacency[a.reshape(-1), b.reshape(-1)] = 1
+        adjacency[b.reshape(-1), a.reshape(-1)] = 1
+    return adjacency
+
+
+def _tokens(hidden: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """[B, N, C] tokens and their grid (H, W) from [B, C, H, W] maps or square [B, N, C] tokens."""
+    if hidden.dim() == 4:
+        b, c, h, w = hidden.shape
+        return hidden.reshape(b, c, h * w).transpose(1, 2), h, w
+    side = int(round(hidden.shape[1] ** 0.5))
+    return hidden, side, hidden.shape[1] // side
+
+
+def attention_states(network: torch.nn.Module, run) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Runs `run()` with hooks on `network`'s attention layers; the token states entering the first and leaving
+    each, and each one's pixel-grid adjacency."""
+    states: list[torch.Tensor] = []
+    grids: list[torch.Tensor] = []
+
+    def keep(hidden: torch.Tensor) -> None:
+        tokens, h, w = _tokens(hidden.detach().float())
+        states.append(tokens)
+        grids.append(grid_adjacency(h, w, tokens.device).expand(tokens.shape[0], -1, -1))
+
+    layers = list(attention_layers(network).values())
+    handles = [layer.register_forward_hook(lambda module, args, output: keep(output[0] if isinstance(output, tuple)
+                                                                              else output)) for layer in layers]
+    if layers:
+        handles.append(layers[0].register_forward_pre_hook(
+            lambda module, args, kwargs: keep(args[0] if args else kwargs["hidden_states"]), with_kwargs=True))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return states, grids  # the pre-hook fires before the first layer runs: its input comes first
 
 
 def plot_collapse(path: Path, probes: list[dict[str, Any]]) -> Path:

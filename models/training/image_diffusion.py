@@ -87,6 +87,18 @@ class ImageDiffusion(DiffusionModule):
     def diffusion_loss(self, images: Tensor, timesteps: Tensor, noise: Tensor) -> Tensor:
         return self.diffusion.loss(self, images, timesteps, noise)
 
+    @torch.no_grad()
+    def collapse_states(self, batch, seed: int = 0) -> tuple[list[Tensor], None, list[Tensor]]:
+        """(token states entering the U-Net's first attention layer and leaving each, no mask, each one's pixel
+        grid) on the batch noised at timesteps spread over the chain, noise fixed by `seed` (models.CollapseMonitor)."""
+        from .collapse import attention_states
+
+        images = _images_of(batch)
+        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(images)
+        steps = torch.linspace(0, self.diffusion.num_timesteps - 1, len(images)).round().long().to(images.device)
+        states, grids = attention_states(self.unet, lambda: self(self.diffusion.add_noise(images, noise, steps), steps))
+        return states, None, grids
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
         images = _images_of(batch)
         noise = torch.randn_like(images)

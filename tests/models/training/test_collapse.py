@@ -78,12 +78,29 @@ def test_the_first_probe_is_the_model_as_initialised_and_the_batch_survives_a_re
     assert all(torch.equal(a, b) for a, b in zip(resumed.batch, monitor.batch))
 
 
-def test_bad_settings_and_a_model_without_node_states_are_refused(tmp_path, tiny_image_model):
+def test_bad_settings_and_a_model_without_states_are_refused(tmp_path):
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
     with pytest.raises(ValueError, match="every_n_steps=0; need a positive integer"):
         CollapseMonitor(every_n_steps=0)
-    from datamodules import DigitsDataModule
-
     trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[CollapseMonitor()], default_root_dir=str(tmp_path))
-    with pytest.raises(TypeError, match="ImageDiffusion has no collapse_states"):
-        trainer.fit(tiny_image_model(), DigitsDataModule(data_dir=str(tmp_path), image_size=8, batch_size=16, val_size=32))
+    with pytest.raises(TypeError, match="BoringModel has no collapse_states"):
+        trainer.fit(BoringModel())
+
+
+def test_the_monitor_reads_the_unets_attention_layers(tmp_path, tiny_image_model):
+    from datamodules import DigitsDataModule
+
+    monitor = CollapseMonitor(every_n_steps=2, graphs=4)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=CSVLogger(str(tmp_path), name="logs"),
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, callbacks=[monitor])
+    model = tiny_image_model()
+    trainer.fit(model, DigitsDataModule(data_dir=str(tmp_path), image_size=8, batch_size=8, val_size=16))
+    summary = json.loads((tmp_path / "logs" / "version_0" / SUMMARY_FILE).read_text())
+    from models.training.diagnostics import attention_layers
+
+    # one state entering the first attention layer, then one leaving each
+    assert [p["step"] for p in summary["probes"]] == [0, 2] and summary["layers"] == len(attention_layers(model.unet))
+    assert all(0 < v <= 1 for v in summary["probes"][0]["consensus_distance"])

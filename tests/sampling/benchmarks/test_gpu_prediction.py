@@ -7,6 +7,10 @@ import torch
 
 from sampling.benchmarks.predict import (H100_BF16_DENSE_FLOPS, LAUNCH_SECONDS, OperatorCounter, predict)
 
+# source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py); named apart
+# from tests/models/training/test_predict.py, since test modules share one namespace
+COVERS = ["sampling.benchmarks.predict"]
+
 
 def test_the_prediction_takes_the_lower_of_the_flop_and_launch_ceilings():
     cost = {"config": "cifar", "parameters": 1_000_000, "batch": 128, "probe_batch": 2, "probe_flops": 1e9,

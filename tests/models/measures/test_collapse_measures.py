@@ -7,6 +7,10 @@ import torch
 
 from models.measures.collapse import collapse_measures, consensus_distance, dirichlet_energy, effective_rank
 
+# source modules these tests cover besides the one whose name they mirror (tests/test_architecture.py); named apart
+# from tests/models/training/test_collapse.py, since test modules share one namespace
+COVERS = ["models.measures.collapse"]
+
 
 def test_identical_rows_sit_on_the_consensus_subspace_with_rank_one():
     same = torch.tensor([1.0, -2.0, 0.5]).expand(5, 3)

@@ -219,3 +219,12 @@ def test_tests_mirror_the_source_folders():
         if not mirror.exists() and module not in named:
             missing.append(f"{module}: write {mirror.relative_to(ROOT)} or name it in a test module's COVERS")
     assert not missing, "\n".join(missing)
+
+
+def test_test_modules_have_unique_names():
+    """Test modules share one namespace (no __init__.py in tests/): two of one name in different folders would stop
+    the whole suite at collection, so a mirror that would repeat a name takes another and says so in COVERS."""
+    names: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert not {name: paths for name, paths in names.items() if len(paths) > 1}

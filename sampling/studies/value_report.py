@@ -180,8 +180,8 @@ def plot_layers(out: Path, plan: StudyPlan) -> Optional[Path]:
     axes[0][0].legend(fontsize=7)
     for axis in axes[-1]:
         axis.set_xlabel("layer (0: the embedding)")
-    fig.suptitle(f"{plan.name}: the last probe's states layer by layer, mean over seeds (dashed: at initialisation, "
-                 f"solid: at the end)", fontsize=9)
+    fig.suptitle(f"{plan.name}: each measure layer by layer, mean over seeds (dashed: at initialisation, solid: after "
+                 f"training)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out / "collapse_by_layer.png")
 

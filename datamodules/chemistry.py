@@ -75,15 +75,20 @@ QM9_VOCAB = AtomVocabulary(QM9_ATOMS, QM9_MAX_ATOMS)
 ZINC_VOCAB = AtomVocabulary(ZINC_ATOMS, ZINC_MAX_ATOMS)
 
 
-def canonical_smiles(sample: Optional[str]) -> Optional[str]:
-    """RDKit canonical SMILES without stereo (graphs carry none); None for an invalid sample (None, empty,
-    'None', longer than MAX_SMILES_CHARS, or failing RDKit's parsing and sanitization, with no correction)."""
+def sample_mol(sample: Optional[str]) -> Optional[Chem.Mol]:
+    """The sanitized molecule of a sample; None for an invalid one (None, empty, 'None', longer than
+    MAX_SMILES_CHARS, which never reaches RDKit, or failing RDKit's parsing and sanitization, with no correction)."""
     if sample is None:
         return None
     text = sample.strip()
     if not text or text == "None" or len(text) > MAX_SMILES_CHARS:
         return None
-    mol = Chem.MolFromSmiles(text)
+    return Chem.MolFromSmiles(text)
+
+
+def canonical_smiles(sample: Optional[str]) -> Optional[str]:
+    """RDKit canonical SMILES without stereo (graphs carry none); None for an invalid sample (`sample_mol`)."""
+    mol = sample_mol(sample)
     return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=False)
 
 

@@ -45,6 +45,8 @@ from rdkit.Chem import BRICS, Crippen, Descriptors, QED, rdFingerprintGenerator
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from datamodules.chemistry import sample_mol
+
 FINGERPRINT_BITS = 1024
 ALLOWED_ATOMS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})
 UNIQUE_AT = {"unique_1k": 1000, "unique_10k": 10000}
@@ -184,10 +186,11 @@ def property_values(mols: Sequence[Chem.Mol]) -> dict[str, np.ndarray]:
 
 
 def valid_mols(smiles: Sequence[Optional[str]]) -> list[Chem.Mol]:
-    """The molecules RDKit parses and sanitises (RDKit's own complaints silenced: invalid samples are counted)."""
+    """The valid samples' molecules, by the workbench's one rule (datamodules.chemistry.sample_mol: a SMILES over
+    MAX_SMILES_CHARS is invalid without reaching RDKit); RDKit's own complaints silenced, invalid samples are counted."""
     RDLogger.DisableLog("rdApp.*")
     try:
-        mols = [Chem.MolFromSmiles(s) if s else None for s in smiles]
+        mols = [sample_mol(s) for s in smiles]
     finally:
         RDLogger.EnableLog("rdApp.*")
     return [m for m in mols if m is not None]

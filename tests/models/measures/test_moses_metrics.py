@@ -64,3 +64,10 @@ def test_a_reference_survives_its_plain_array_form():
     assert again.size == 5 and again.fragments == reference.fragments and again.scaffolds == reference.scaffolds
     assert (again.fingerprints == reference.fingerprints).all()
     assert all(np.array_equal(again.properties[k], reference.properties[k]) for k in reference.properties)
+
+
+def test_a_sample_longer_than_the_workbench_allows_is_invalid_here_too():
+    from datamodules.chemistry import MAX_SMILES_CHARS
+    from models.measures.moses_metrics import valid_mols
+
+    assert valid_mols(["C" * (MAX_SMILES_CHARS + 1), "CCO", "None", ""]) and len(valid_mols(["C" * 600, "CCO"])) == 1

@@ -36,6 +36,7 @@ def cached_reference(smiles: tuple[str, ...], role: str) -> MosesReference:
         except (ValueError, KeyError, OSError) as error:
             print(f"warning: ignoring the unreadable cached MOSES reference {path} ({error}); computing it again",
                   file=sys.stderr)
+    check_cache_writable()  # before minutes of reference statistics, not after
     start = time.perf_counter()
     print(f"computing MOSES statistics of the {role} set ({len(smiles)} molecules), once; cached in {path}",
           file=sys.stderr)
@@ -51,8 +52,6 @@ def moses_columns(samples: Sequence[Optional[str]], test: Optional[Sequence[str]
                   test_sf: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """MOSES's metrics of the samples against Test (and TestSF), with what each was computed against."""
     references = {}
-    if test or test_sf:
-        check_cache_writable()  # before minutes of reference statistics, not after
     if test:
         references["test"] = cached_reference(tuple(test), "test")
     if test_sf:

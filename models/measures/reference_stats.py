@@ -23,7 +23,7 @@ from qgfd_gen.errors import UsageError
 from qgfd_gen.io import atomic_path
 
 from .image_metrics import ImageQuality
-from .inception import cache_dir
+from .inception import cache_dir, check_cache_writable
 
 FORMAT = 1
 
@@ -153,6 +153,7 @@ def reference_statistics(quality: ImageQuality, images: Iterable[Tensor], key: R
                 return path, False
         except IncompleteStatistics:  # made for fewer metrics (FID alone, say): computed again, and replaced
             pass
+    check_cache_writable()  # before the statistics are computed, not after
     for batch in images:
         quality.update_real(batch)
         if progress is not None:

@@ -55,9 +55,11 @@ def _read_npz(path: Path, option: str) -> list[nx.Graph]:
             arrays = {name: data[name] for name in data.files}
     except (ValueError, OSError) as error:
         raise UsageError(f"{option} {str(path)!r} is not a readable .npz ({error})") from None
+    for name, array in arrays.items():
+        if array.ndim >= 2:
+            check_graph_nodes(array.shape[-1], f"{option} {str(path)!r}, array {name!r}")
     if "adjacency" in arrays:
         stacked = arrays["adjacency"]
-        check_graph_nodes(stacked.shape[-1] if stacked.ndim else 0, f"{option} {str(path)!r}")
         if stacked.ndim != 3:
             raise UsageError(f"{option} {str(path)!r}: `adjacency` has shape {stacked.shape}; need [N, n, n]")
         sizes = arrays.get("num_nodes", np.full(len(stacked), stacked.shape[-1]))
@@ -68,9 +70,6 @@ def _read_npz(path: Path, option: str) -> list[nx.Graph]:
                              f"{stacked.shape[-1]}; got {got}")
         matrices = [matrix for matrix in stacked]
         return [_graph(m, f"graph {i}", path, option, int(sizes[i]), padded=True) for i, m in enumerate(matrices)]
-    for name, array in arrays.items():
-        if array.ndim >= 2:
-            check_graph_nodes(array.shape[-1], f"{option} {str(path)!r}, array {name!r}")
     if len(arrays) == 1 and next(iter(arrays.values())).ndim == 3:
         return [_graph(m, f"graph {i}", path, option) for i, m in enumerate(next(iter(arrays.values())))]
     return [_graph(m, f"array {name!r}", path, option) for name, m in arrays.items()]

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 EXIT_USAGE = 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as shells report a process ended by SIGINT / SIGTERM
+STOPPED_BY_SIGTERM = "error: stopped by SIGTERM; a rerun resumes from the last checkpoint"
 
 
 class QGFDError(Exception):
@@ -95,7 +96,7 @@ def command(main: Optional[Callable[..., Optional[int]]] = None, *,
                       f"(outputs are written whole or not at all): free some space and run it again", file=sys.stderr)
                 return EXIT_USAGE
             except Terminated:
-                print("error: stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+                print(STOPPED_BY_SIGTERM, file=sys.stderr)
                 return EXIT_SIGTERM
             except KeyboardInterrupt as error:
                 print(f"error: interrupted{f' ({error})' if str(error) else ''}; a rerun resumes from the last "
@@ -104,7 +105,7 @@ def command(main: Optional[Callable[..., Optional[int]]] = None, *,
             except SystemExit as error:
                 if type(error).__name__ != "SIGTERMException":  # Lightning's stop on SIGTERM exits with code None
                     raise
-                print("error: stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+                print(STOPPED_BY_SIGTERM, file=sys.stderr)
                 return EXIT_SIGTERM
             except ModuleNotFoundError as error:
                 message = missing_package(error)

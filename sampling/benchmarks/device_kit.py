@@ -72,11 +72,16 @@ def _pip(arguments: list[str]) -> None:
                          + (found.stderr.strip().splitlines() or ["no message"])[-1])
 
 
+def device_target(python: str) -> list[str]:
+    """pip's options for the device's wheels: its Python, CPython, binary wheels of its platform only."""
+    return [f"--python-version={python}", "--implementation=cp", "--only-binary=:all:",
+            *(f"--platform={p}" for p in PLATFORMS)]
+
+
 def resolve(packages: tuple[str, ...], python: str = DEVICE_PYTHON) -> list[tuple[str, str]]:
     """(name, version) of every wheel the packages need on the device's Python and platform (pip's resolver, no
     install), less what the image has."""
-    target = [f"--python-version={python}", "--implementation=cp", "--only-binary=:all:",
-              *(f"--platform={p}" for p in PLATFORMS)]
+    target = device_target(python)
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.json"
         _pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), *target, *packages])
@@ -92,8 +97,7 @@ def build_kit(out: Path, tier: str, root: Path, limit: int = LIMIT_BYTES, python
     wanted = resolve(TIERS[tier], python)
     say(f"{len(wanted)} wheels for Python {python}: " + ", ".join(f"{n} {v}" for n, v in wanted))
     out.mkdir(parents=True, exist_ok=True)
-    target = [f"--python-version={python}", "--implementation=cp", "--only-binary=:all:",
-              *(f"--platform={p}" for p in PLATFORMS)]
+    target = device_target(python)
     _pip(["download", "--no-deps", "--quiet", "--dest", str(out), *target, *(f"{n}=={v}" for n, v in wanted)])
     names = {normalized(n) for n, _ in wanted}
     wheels = [w for w in out.glob("*.whl") if normalized(w.name.split("-")[0]) in names]

@@ -118,13 +118,18 @@ def train(run: Run) -> dict[str, Any]:
     return record
 
 
+def last_logged(folder: Path, name: str) -> Optional[dict[str, Any]]:
+    """A JSON file a callback wrote beside the run's logs, from its last logs version (a resumed run's newest)."""
+    found = sorted((folder / "logs").glob(f"version_*/{name}"), key=lambda p: int(p.parent.name.split("_")[1]))
+    return json.loads(found[-1].read_text()) if found else None
+
+
 def stability_summary(folder: Path) -> dict[str, Any]:
     """The run's StabilityMonitor summary (its last logs version), with `diverged`: stopped by non-finite losses,
     or ending with a final loss that is not finite or above the loss at initialisation (Wortsman et al.'s test)."""
-    found = sorted((folder / "logs").glob("version_*/stability.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not found:
+    summary = last_logged(folder, "stability.json")
+    if summary is None:
         return {}
-    summary = json.loads(found[-1].read_text())
     initial, final = summary.get("initial_loss"), summary.get("final_loss_last10")
     summary["diverged"] = (summary.get("stopped_by") == "TrainingDiverged" or final is None or initial is None
                            or not math.isfinite(final) or final > initial)
@@ -134,10 +139,7 @@ def stability_summary(folder: Path) -> dict[str, Any]:
 def collapse_summary(folder: Path) -> dict[str, Any]:
     """The last layer's collapse measures at initialisation and at the end (models.CollapseMonitor's collapse.json
     of the last logs version), when the run had the monitor; the per-layer probes stay in that file."""
-    found = sorted((folder / "logs").glob("version_*/collapse.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not found:
-        return {}
-    summary = json.loads(found[-1].read_text())
+    summary = last_logged(folder, "collapse.json") or {}
     return {key: value for key, value in summary.items() if key != "probes"}
 
 

@@ -94,9 +94,9 @@ def goal_lines(plan: StudyPlan, table: dict[str, dict[int, dict[float, dict[str,
                 mine, theirs = values_of(seeds, value, metric), values_of(table.get(against, {}), value, metric)
                 better = better_beyond_spread(mine, theirs, metric)
                 found = paired_interval(mine, theirs)
-                above = [m for m in goal.also_above if _mean(values_of(seeds, value, m)) is not None and
-                         _mean(values_of(table[against], value, m)) is not None and
-                         _mean(values_of(seeds, value, m)) > _mean(values_of(table[against], value, m))]
+                means = {m: (_mean(values_of(seeds, value, m)), _mean(values_of(table[against], value, m)))
+                         for m in goal.also_above}
+                above = [m for m, (a, b) in means.items() if a is not None and b is not None and a > b]
                 ok = better is True and (not goal.also_above or bool(above))
                 wins.append(ok)
                 reasons.append(f"{metric} at {value:g}: " + ("–" if found is None else

@@ -67,13 +67,20 @@ def _swept_axis(plan: StudyPlan) -> tuple[list[str], list[float], Optional[str]]
     return arms, [float(i) for i in range(len(arms))], None
 
 
+QUALITY_PANELS_PER_ROW = 6
+
+
 def plot_quality(out: Path, plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> Optional[Path]:
     if not columns or not rows:
         return None
     plt = _pyplot()
     arms, xs, key = _swept_axis(plan)
-    fig, axes = plt.subplots(1, len(columns), figsize=(max(5.0, 3.6 * len(columns)), 3.4), squeeze=False)
-    for ax, column in zip(axes[0], columns):
+    across = min(len(columns), QUALITY_PANELS_PER_ROW)  # a MOSES study's thirty columns wrap onto rows
+    down = -(-len(columns) // across)
+    fig, axes = plt.subplots(down, across, figsize=(max(5.0, 3.6 * across), 3.4 * down), squeeze=False)
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax, column in zip(axes.flat, columns):
         for arm, x in zip(arms, xs):
             values = _values(rows, arm, column)
             if not values:

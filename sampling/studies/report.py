@@ -16,16 +16,23 @@ from .cost import COST_FILE, CleanCost, cost_section, read_clean_cost
 from .plan import StudyPlan
 from .plots import plot_cost, plot_losses, plot_quality, plot_residuals
 
-# metric -> True when higher is better
-QUALITY = {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True, "nspdk_mmd": False,
-           "fid": False, "kid": False, "is": True, "nll_bpd": False,
-           "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
-           "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True,
-           # diversity beside quality (IntDiv of molecules; recall and coverage of images) and MOSES's scorecard
-           "intdiv1": True, "intdiv2": True, "precision": True, "recall": True, "density": True, "coverage": True,
-           "filters": True, "unique_1k": True, "unique_10k": True,
-           **{f"{m}_{ref}": True for m in ("snn", "frag", "scaf") for ref in ("test", "testsf")},
-           **{f"{p}_w1_{ref}": False for p in ("logp", "sa", "qed", "weight") for ref in ("test", "testsf")}}
+# metric -> True when higher is better, under the heading its table has in a report (a MOSES study has some
+# thirty columns: one table of them all would not be read)
+QUALITY_GROUPS: dict[str, dict[str, bool]] = {
+    "Quality": {"validity": True, "uniqueness": True, "novelty": True, "fcd": False, "connected": True,
+                "nspdk_mmd": False, "fid": False, "kid": False, "is": True, "nll_bpd": False,
+                "vun": True, "valid": True, "unique": True, "novel": True, "degree_mmd": False, "clustering_mmd": False,
+                "orbit_mmd": False, "spectrum_mmd": False, "mean_ratio": False, "planar": True, "acyclic": True},
+    # diversity beside quality: what an alpha sweep needs to show a quality-diversity trade-off
+    "Precision and diversity": {"precision": True, "density": True, "recall": True, "coverage": True,
+                                "intdiv1": True, "intdiv2": True, "unique_1k": True, "unique_10k": True},
+    "MOSES's scorecard (against Test and TestSF)": {
+        "filters": True, **{f"{m}_{ref}": True for m in ("snn", "frag", "scaf") for ref in ("test", "testsf")}},
+    "Property distances (Wasserstein-1, against Test and TestSF)": {
+        f"{p}_w1_{ref}": False for p in ("logp", "sa", "qed", "weight") for ref in ("test", "testsf")},
+}
+QUALITY = {metric: up for group in QUALITY_GROUPS.values() for metric, up in group.items()}
+COST_GROUP = "Cost and stability"
 COST = {"seconds_per_step": False, "step_memory_mb": False, "train_loss": False, "val_loss": False}
 # what models.StabilityMonitor summarises of a run (sampling.studies.runs.stability_summary)
 STABILITY = {"max_grad_norm": False, "grad_spikes": False, "loss_spikes": False, "clipped_steps": False,
@@ -44,6 +51,23 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
     """Quality metrics present (with any @steps suffix), in a fixed order."""
     present = {k for r in rows for k, v in r.items() if _finite(v)}
     return [c for m in QUALITY for c in sorted(present) if c == m or c.startswith(m + "@")]
+
+
+def column_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
+    """The columns under their tables' headings, in order of first appearance (quality first, cost last)."""
+    heading = {**{m: g for g, metrics in QUALITY_GROUPS.items() for m in metrics},
+               **{m: COST_GROUP for m in (*COST, *STABILITY)}}
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        groups.setdefault(heading.get(column.split("@")[0], "Other"), []).append(column)
+    return list(groups.items())
+
+
+def grouped(tables: list[tuple[str, str]]) -> list[str]:
+    """Markdown for tables, each under its heading when there is more than one."""
+    if len(tables) == 1:
+        return [tables[0][1], ""]
+    return [line for heading, table in tables for line in (f"### {heading}", "", table, "")]
 
 
 def higher_is_better(column: str) -> bool:
@@ -229,7 +253,13 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
     clean_cost = read_clean_cost(out, plan)
     quality = metric_columns(rows)
     cost = [c for c in (*COST, *STABILITY) if any(_finite(r.get(c)) for r in rows)]
-    diff_text, findings = difference_table(plan, rows, quality + cost)
+    groups = column_groups(quality + cost)
+    summaries = [(heading, summary_table(plan, rows, columns)) for heading, columns in groups]
+    differences, findings = [], []
+    for heading, columns in groups:
+        table, found = difference_table(plan, rows, columns)
+        differences.append((heading, table))
+        findings += found
     plots = [p for p in (plot_quality(out, plan, rows, quality), plot_losses(out, plan, rows),
                          plot_cost(out, plan, rows), plot_residuals(out, plan, rows)) if p is not None]
     budget = ", ".join(f"{v:g} {k}" for k, v in plan.budget.items())
@@ -250,7 +280,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "Arms (overrides of the base config):", "",
         *[f"- **{arm}**: " + (", ".join(f"`{k}={v}`" for k, v in o.items()) or "the base config") for arm, o in plan.arms.items()],
         "", f"## Mean ± standard deviation over seeds ({len(rows)} run{'s' if len(rows) != 1 else ''})", "",
-        summary_table(plan, rows, quality + cost), "",
+        *grouped(summaries),
         "Cost columns: `seconds_per_step` is the median wall time of a training batch (data loading included), "
         "`step_memory_mb` the peak of the tensors one training step creates (activations, gradients, temporaries; "
         "parameters and optimiser state not included), counted tensor by tensor, so the same on every device."
@@ -259,7 +289,7 @@ def write_report(out: Path, plan: StudyPlan, rows: list[dict[str, Any]]) -> Path
         "Each arm minus the baseline arm, seed by seed (paired: the same seed gives both arms the same data "
         "order and noise), with a Student t interval on the per-seed differences: mean ± t(0.975, n−1) · sd / √n. "
         + t_note, "",
-        diff_text, "",
+        *grouped(differences),
         "## What it says", "",
         *([f"- {f}" for f in findings] or
           ([f"- No arm differs from {plan.baseline} by more than the seed spread on any column (every 95% interval "

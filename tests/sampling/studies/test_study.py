@@ -445,3 +445,29 @@ def test_the_pace_counts_a_resumed_run_by_its_steps(tmp_path):
     from sampling.studies.status import run_minutes
 
     assert run_minutes(tmp_path, [fresh, resumed]) == pytest.approx((600 + 500) / 2 / 60)
+
+
+def test_a_scorecard_study_reports_one_table_per_group_and_wraps_its_quality_plot(tmp_path):
+    from PIL import Image
+
+    from sampling.studies.plan import StudyPlan
+    from sampling.studies.report import QUALITY_GROUPS, write_report
+
+    arms = {"vanilla": {}, "qgfd": {}}
+    plan = StudyPlan(name="m", base=tmp_path, seeds=[0, 1], budget={"steps": 1}, arms=arms, baseline="vanilla",
+                     base_config={"model": {"class_path": "models.MoleculeDiffusion"}})
+    moses = [m for group in list(QUALITY_GROUPS.values())[2:] for m in group]
+    rows = [{"arm": arm, "seed": seed, "validity": 0.5 + 0.1 * seed, "intdiv1": 0.85 + 0.01 * seed + shift,
+             **{m: 0.5 + 0.01 * seed for m in moses}, "seconds_per_step": 0.2}
+            for arm, shift in (("vanilla", 0.0), ("qgfd", -0.05)) for seed in (0, 1)]
+    report = write_report(tmp_path, plan, rows).read_text()
+    means, differences = report.split("## Difference from vanilla")
+    for heading in ("### Quality", "### Precision and diversity", "### MOSES's scorecard (against Test and TestSF)",
+                    "### Property distances (Wasserstein-1, against Test and TestSF)", "### Cost and stability"):
+        assert heading in means and heading in differences
+    diversity = differences.split("### Precision and diversity")[1].split("###")[0]
+    assert "| arm − vanilla | intdiv1 |" in diversity and "| qgfd | -0.05 [-0.05, -0.05] |" in diversity
+    assert "qgfd: intdiv1 worse than vanilla by 0.05" in report
+    assert "snn_testsf" not in report.split("### MOSES")[0]  # each column in its own group's table only
+    width, height = Image.open(tmp_path / "quality.png").size
+    assert height > width / 3  # 22 panels wrapped onto four rows of six, not one strip 80 inches wide

@@ -4,7 +4,7 @@ so a run here can be set beside the published tables:
 - `filters`: the share of valid molecules passing MOSES's filters: no ring of 8 or more atoms, no charged atom,
   only C, N, S, O, F, Cl, Br and H, and no match of the 22 medicinal-chemistry filters (MCF, below) or of the PAINS
   substructures (RDKit's FilterCatalog PAINS A, B and C: the same 480 patterns of Baell and Holloway 2010 that
-  MOSES ships), matched on the molecule with explicit hydrogens;
+  MOSES ships), matched on the molecule with explicit hydrogens; `filter_failures` says how many fail each filter;
 - `intdiv1`, `intdiv2`: 1 - mean_i (mean_j T_ij^p)^(1/p) over all ordered pairs of the valid samples (self-pairs
   included, as MOSES does), T the Tanimoto similarity of Morgan fingerprints (radius 2, 1,024 bits), p = 1 and 2;
 - `unique_1k`, `unique_10k`: the share of distinct canonical SMILES among the first 1,000 / 10,000 valid samples
@@ -106,6 +106,42 @@ def passes_filters(mol: Optional[Chem.Mol]) -> bool:
     if any(with_h.HasSubstructMatch(pattern) for pattern in _mcf_patterns()):
         return False
     return not _pains_catalog().HasMatch(with_h)
+
+
+def failed_filters(mol: Chem.Mol) -> list[str]:
+    """Every one of MOSES's filters a valid molecule fails, by name (all of them, where `passes_filters` stops at
+    the first): what a low `filters` share is made of."""
+    failed = []
+    if any(len(ring) >= 8 for ring in mol.GetRingInfo().AtomRings()):
+        failed.append("ring of 8+ atoms")
+    if any(atom.GetFormalCharge() != 0 for atom in mol.GetAtoms()):
+        failed.append("charged atom")
+    if any(atom.GetSymbol() not in ALLOWED_ATOMS for atom in mol.GetAtoms()):
+        failed.append("atom outside C N S O F Cl Br H")
+    with_h = Chem.AddHs(mol)
+    failed += [f"MCF {name}" for (name, _), pattern in zip(MCF_SMARTS, _mcf_patterns())
+               if with_h.HasSubstructMatch(pattern)]
+    if _pains_catalog().HasMatch(with_h):
+        failed.append("PAINS")
+    return failed
+
+
+def filter_failures(mols: Sequence[Chem.Mol]) -> dict[str, Any]:
+    """How many valid molecules fail MOSES's filters, and how many fail each one (a molecule may fail several),
+    most common first.
+
+    Example:
+        >>> mols = [Chem.MolFromSmiles(s) for s in ("C1CCCCCCC1", "CC=O", "CCO")]
+        >>> filter_failures(mols)
+        {'valid': 3, 'failing': 2, 'by_filter': {'ring of 8+ atoms': 1, 'MCF ALDEHYDE': 1}}
+    """
+    counts: Counter = Counter()
+    failing = 0
+    for mol in mols:
+        failed = failed_filters(mol)
+        failing += bool(failed)
+        counts.update(failed)
+    return {"valid": len(mols), "failing": failing, "by_filter": dict(counts.most_common())}
 
 
 def fingerprint_matrix(mols: Sequence[Chem.Mol]) -> torch.Tensor:
@@ -268,7 +304,9 @@ def moses_scores(samples: Sequence[Optional[str]], references: dict[str, MosesRe
                 scores[f"{column}_{ref}"] = None
                 notes[f"{column}_{ref}"] = "undefined: no valid sample"
         return {**scores, "notes": notes}
-    scores["filters"] = sum(passes_filters(m) for m in mols) / len(mols)
+    failures = filter_failures(mols)
+    scores["filters"] = (len(mols) - failures["failing"]) / len(mols)
+    scores["filter_failures"] = failures
     fingerprints = fingerprint_matrix(mols)
     scores["intdiv1"], scores["intdiv2"] = internal_diversity(fingerprints, 1), internal_diversity(fingerprints, 2)
     fragments, scaffolds, properties = fragment_counts(mols), scaffold_counts(mols), property_values(mols)

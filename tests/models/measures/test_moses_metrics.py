@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from models.measures.moses_metrics import (MosesReference, cosine_similarity, moses_scores, passes_filters,
-                                           scaffold_counts)
+from models.measures.moses_metrics import (MosesReference, cosine_similarity, failed_filters, moses_scores,
+                                           passes_filters, scaffold_counts)
 
 DRUG_LIKE = ["CCN(CC)C(=O)c1ccc2ccccc2c1", "O=C(Nc1ccccc1)c1ccc2[nH]ccc2c1", "Cc1ccc(S(=O)(=O)N2CCCC2)cc1",
              "COc1ccc(-c2nc3ccccc3o2)cc1", "CC(C)Cc1ccc(C(C)C(=O)O)cc1"]
@@ -38,7 +38,16 @@ def test_one_molecule_repeated_has_no_internal_diversity():
     ("CC(C)Cc1ccc(C(C)C(=O)O)cc1", True),  # ibuprofen
 ])
 def test_filters_on_known_hits_and_a_clean_drug(smiles, passes):
-    assert passes_filters(Chem.MolFromSmiles(smiles)) is passes
+    mol = Chem.MolFromSmiles(smiles)
+    assert passes_filters(mol) is passes and (not failed_filters(mol)) is passes
+
+
+def test_the_filters_share_is_told_apart_by_the_filter_each_molecule_fails():
+    # a macrocycle, an aldehyde, a charged aldehyde, ibuprofen: half pass no filter, one fails two
+    scores = moses_scores(["C1CCCCCCC1", "CCC=O", "[NH3+]CC=O", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "not a molecule"], {})
+    assert scores["filters"] == pytest.approx(0.25)
+    assert scores["filter_failures"] == {"valid": 4, "failing": 3, "by_filter": {
+        "MCF ALDEHYDE": 2, "ring of 8+ atoms": 1, "charged atom": 1}}
 
 
 def test_cosine_similarity_and_scaffolds_by_hand():

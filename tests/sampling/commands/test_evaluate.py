@@ -50,6 +50,7 @@ def test_scoring_a_smiles_file_with_moses_scorecard(tmp_path, monkeypatch):
     assert eval_main(argv + ["--moses", "--test-sf", str(scaffolds), "--json", str(out)]) == 0
     scores = json.loads(out.read_text())
     assert scores["filters"] == pytest.approx(3 / 4)  # the aldehyde fails MCF; the invalid sample is not counted
+    assert scores["filter_failures"] == {"valid": 4, "failing": 1, "by_filter": {"MCF ALDEHYDE": 1}}
     assert scores["snn_test"] > scores["snn_testsf"] and scores["frag_test"] > 0.9
     assert scores["moses_references"] == {"test": 3, "testsf": 2} and scores["test_sf_file"] == str(scaffolds)
     assert scores["unique_1k"] is None and "needs 1000 valid samples" in scores["moses_notes"]["unique_1k"]

@@ -14,6 +14,7 @@ from qgfd_gen.io import atomic_path
 from .curves import loss_curve
 from .plan import StudyPlan
 
+QUALITY_PANELS_PER_ROW = 6  # quality.png wraps onto rows of this many panels
 COST_LABELS = {"seconds_per_step": "seconds per training step", "step_memory_mb": "memory of a training step (MiB)"}
 
 
@@ -65,9 +66,6 @@ def _swept_axis(plan: StudyPlan) -> tuple[list[str], list[float], Optional[str]]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             return arms, [float(v) for v in values], key
     return arms, [float(i) for i in range(len(arms))], None
-
-
-QUALITY_PANELS_PER_ROW = 6
 
 
 def plot_quality(out: Path, plan: StudyPlan, rows: list[dict[str, Any]], columns: list[str]) -> Optional[Path]:

@@ -19,7 +19,7 @@ from qgfd_gen.errors import CheckpointError, UsageError
 from qgfd_gen.io import check_outputs, write_json
 
 from .distributed import Shard
-from .moses_scoring import diversity_columns, moses_columns
+from .moses_scoring import scorecard_columns
 from .kept_samples import write_molecule_samples
 from .results import SweepResults
 from .settings import MoleculeEvaluation, SmilesFileScoring
@@ -55,9 +55,7 @@ def evaluate_smiles_file(scoring: SmilesFileScoring) -> int:
     test = read_reference(scoring.test, "test") if scoring.test else None
     test_sf = read_reference(scoring.test_sf, "scaffold test") if scoring.test_sf else None
     scores = score_molecules(samples, train, test, with_fcd=scoring.fcd and test is not None)
-    scores.update(diversity_columns(samples))
-    if scoring.moses:
-        scores.update(moses_columns(samples, test, test_sf))
+    scores.update(scorecard_columns(samples, test, test_sf, scoring.moses))
     readable = [s if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]
     mols = [Chem.MolFromSmiles(s) if s else None for s in readable]
     scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=scoring.nspdk))
@@ -132,9 +130,7 @@ def _prepare_scoring(model, settings: MoleculeEvaluation, digest: Optional[str],
         scores = score_molecules(result.smiles, novelty, reference, with_fcd=settings.fcd)
         raws = decode_raw_graphs(result.atoms, result.bonds, model.vocab)
         scores.update(graph_scores(result.mols, raws, test, with_nspdk=settings.nspdk))
-        scores.update(diversity_columns(result.smiles))
-        if settings.moses:
-            scores.update(moses_columns(result.smiles, test, test_sf))
+        scores.update(scorecard_columns(result.smiles, test, test_sf, settings.moses))
         return scores
 
     return results, score, keep_molecules

@@ -64,9 +64,12 @@ def moses_columns(samples: Sequence[Optional[str]], test: Optional[Sequence[str]
     return scores
 
 
-def diversity_columns(samples: Sequence[Optional[str]]) -> dict[str, Optional[float]]:
-    """IntDiv1, IntDiv2 and Filters of the valid samples (no reference; well under a second for 1,000): the
-    diversity column beside quality in every molecule row."""
+def scorecard_columns(samples: Sequence[Optional[str]], test: Optional[Sequence[str]],
+                      test_sf: Optional[Sequence[str]], moses: bool) -> dict[str, Any]:
+    """The columns beside quality in a molecule row: IntDiv1, IntDiv2 and Filters (no reference; well under a
+    second for 1,000) in every row, and with `moses` MOSES's whole table, which holds those three, computed once."""
+    if moses:
+        return moses_columns(samples, test, test_sf)
     from models.measures.moses_metrics import sample_diversity
 
     return sample_diversity(samples)

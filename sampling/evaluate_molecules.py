@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from rdkit import Chem
-
-from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles
+from datamodules.chemistry import MAX_SMILES_CHARS, canonical_smiles, decode_raw_graphs, raw_mol_from_smiles, sample_mol
 from datamodules.smiles_files import read_smiles_file
 from models.processes.graph_diffusion import CHAIN_SAMPLER
 from models.measures.graph_kernels import NSPDK_REFERENCE_SIZE, nspdk_mmd
@@ -57,8 +55,8 @@ def evaluate_smiles_file(scoring: SmilesFileScoring) -> int:
     scores = score_molecules(samples, train, test, with_fcd=scoring.fcd and test is not None)
     scores.update(scorecard_columns(samples, test, test_sf, scoring.moses))
     readable = [s if s and len(s) <= MAX_SMILES_CHARS else None for s in samples]
-    mols = [Chem.MolFromSmiles(s) if s else None for s in readable]
-    scores.update(graph_scores(mols, [raw_mol_from_smiles(s) for s in readable], test, with_nspdk=scoring.nspdk))
+    scores.update(graph_scores([sample_mol(s) for s in samples], [raw_mol_from_smiles(s) for s in readable], test,
+                               with_nspdk=scoring.nspdk))
     too_long = sum(len(s) > MAX_SMILES_CHARS for s in samples if s)
     if too_long:
         print(f"warning: {too_long} samples longer than {MAX_SMILES_CHARS} characters counted invalid", file=sys.stderr)
@@ -81,7 +79,7 @@ def reference_sets(train: tuple[str, ...], test: Optional[tuple[str, ...]]) -> t
 @functools.lru_cache(maxsize=2)
 def nspdk_reference(test: tuple[str, ...]) -> list:
     """The first NSPDK_REFERENCE_SIZE valid test molecules, the reference of the NSPDK MMD."""
-    mols = (Chem.MolFromSmiles(s) for s in test if s and len(s) <= MAX_SMILES_CHARS)
+    mols = (sample_mol(s) for s in test)
     return [m for m in mols if m is not None][:NSPDK_REFERENCE_SIZE]
 
 

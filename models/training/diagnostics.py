@@ -63,6 +63,7 @@ class TrainingDiagnostics(L.Callback):
         self._tracing: Any = None
         self.step_seconds: list[float] = []  # wall time of each training batch of this fit
         self.step_memory_mb: Optional[float] = None
+        self._memory_from_checkpoint = False
         self._batch_start = 0.0
         self._batches = 0
         self._memory: Optional[MemoryTracker] = None
@@ -70,12 +71,17 @@ class TrainingDiagnostics(L.Callback):
     # ------------------------------------------------------------------ cost: time per step, step memory
     def on_train_start(self, trainer, pl_module) -> None:
         self.step_seconds, self._batches = [], 0
+        if not self._memory_from_checkpoint:
+            self.step_memory_mb = None
+        self._memory_from_checkpoint = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         """The `memory_batch`-th batch of a fit is counted tensor by tensor (and left out of the timing):
         the peak of what one training step creates (activations, gradients, temporaries), the same
-        measure on every device and unaffected by what else the process holds."""
-        if self._batches == self.memory_batch:
+        measure on every device and unaffected by what else the process holds. A fit resumed from a checkpoint
+        saved after that batch keeps its measure instead of counting another batch: graph batches are trimmed to
+        their largest graph, so a later batch would give another figure for the same run."""
+        if self._batches == self.memory_batch and self.step_memory_mb is None:
             self._memory = MemoryTracker()
             self._memory.__enter__()
         self._batch_start = time.perf_counter()
@@ -162,9 +168,11 @@ class TrainingDiagnostics(L.Callback):
     # ------------------------------------------------------------------ resumable counters
     def state_dict(self) -> dict[str, Any]:
         return {"nonfinite_losses": self.nonfinite_losses, "skipped_steps": self.skipped_steps,
-                "residual_records": self.residual_records}
+                "residual_records": self.residual_records, "step_memory_mb": self.step_memory_mb}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.nonfinite_losses = int(state_dict.get("nonfinite_losses", 0))
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
         self.residual_records = list(state_dict.get("residual_records", []))
+        self.step_memory_mb = state_dict.get("step_memory_mb")
+        self._memory_from_checkpoint = self.step_memory_mb is not None

@@ -8,6 +8,7 @@ import json
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from datamodules import DigitsDataModule
@@ -72,6 +73,31 @@ def test_norms_alphas_and_residuals_are_logged(tiny_image_model, tmp_path):
     assert records[-1]["step"] == 4 and all(len(trace) == 3 for trace in records[-1]["layers"].values())
     assert any(c.startswith("qgfd_residual/") for c in columns)
     assert callback.seconds_per_step() > 0 and callback.step_memory_mb > 0 and trainer.global_step == 4
+
+
+def test_a_resumed_fit_keeps_the_step_memory_its_first_attempt_measured(tiny_image_model, tmp_path):
+    # graph batches are trimmed to their largest graph: a resumed fit that measured a later batch would give the same
+    # run another figure (moses-scorecard's resumed runs did), so it keeps the first attempt's and times every batch
+    def trainer(steps: int, callback: TrainingDiagnostics) -> L.Trainer:
+        return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                         callbacks=[callback, ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)])
+
+    data = DigitsDataModule(image_size=8, batch_size=8)
+    first = TrainingDiagnostics()
+    trainer(4, first).fit(tiny_image_model(), data)
+    assert first.step_memory_mb > 0 and len(first.step_seconds) == 3  # the measured batch is left out of the timing
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "TrainingDiagnostics" in k]
+    assert checkpoint["callbacks"][key]["step_memory_mb"] == first.step_memory_mb
+    checkpoint["callbacks"][key]["step_memory_mb"] = 12.5  # no batch of this model gives it: which one is reported?
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    resumed = TrainingDiagnostics()
+    trainer(8, resumed).fit(tiny_image_model(), data, ckpt_path=str(tmp_path / "last.ckpt"))
+    assert resumed.step_memory_mb == 12.5 and len(resumed.step_seconds) == 4
+    fresh = trainer(4, resumed)  # the same callback in a new fit, not resumed, measures its own batch again
+    fresh.fit(tiny_image_model(), data)
+    assert resumed.step_memory_mb not in (None, 12.5) and len(resumed.step_seconds) == 3
 
 
 def test_a_non_finite_loss_skips_its_step_and_is_counted(tiny_image_model, tmp_path):

@@ -63,17 +63,17 @@ class TrainingDiagnostics(L.Callback):
         self._tracing: Any = None
         self.step_seconds: list[float] = []  # wall time of each training batch of this fit
         self.step_memory_mb: Optional[float] = None
-        self._memory_from_checkpoint = False
         self._batch_start = 0.0
         self._batches = 0
         self._memory: Optional[MemoryTracker] = None
 
     # ------------------------------------------------------------------ cost: time per step, step memory
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":  # before a checkpoint's state is restored, whatever the strategy: a resumed fit gets it back
+            self.step_memory_mb = None
+
     def on_train_start(self, trainer, pl_module) -> None:
         self.step_seconds, self._batches = [], 0
-        if not self._memory_from_checkpoint:
-            self.step_memory_mb = None
-        self._memory_from_checkpoint = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         """The `memory_batch`-th batch of a fit is counted tensor by tensor (and left out of the timing):
@@ -175,4 +175,3 @@ class TrainingDiagnostics(L.Callback):
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
         self.residual_records = list(state_dict.get("residual_records", []))
         self.step_memory_mb = state_dict.get("step_memory_mb")
-        self._memory_from_checkpoint = self.step_memory_mb is not None

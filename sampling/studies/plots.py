@@ -75,7 +75,8 @@ def plot_quality(out: Path, plan: StudyPlan, rows: list[dict[str, Any]], columns
     arms, xs, key = _swept_axis(plan)
     across = min(len(columns), QUALITY_PANELS_PER_ROW)  # a MOSES study's thirty columns wrap onto rows
     down = -(-len(columns) // across)
-    fig, axes = plt.subplots(down, across, figsize=(max(5.0, 3.6 * across), 3.4 * down), squeeze=False)
+    height = 3.4 * down  # inches
+    fig, axes = plt.subplots(down, across, figsize=(max(5.0, 3.6 * across), height), squeeze=False)
     for ax in axes.flat[len(columns):]:
         ax.set_visible(False)
     for ax, column in zip(axes.flat, columns):
@@ -91,7 +92,7 @@ def plot_quality(out: Path, plan: StudyPlan, rows: list[dict[str, Any]], columns
         ax.set_title(column, fontsize=10)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{plan.name}: mean ± sd over seeds, grey dots the seeds, blue the baseline", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (3.4 * down)))  # room for the title above the top row's titles
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))  # 0.3 inch for the title above the top row's titles
     return _save(fig, out / "quality.png")
 
 
